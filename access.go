@@ -1,0 +1,24 @@
+package chatvault
+
+// Permission names an action that needs a role beyond membership. Membership of a conversation is
+// checked by the chat service on its single content read path; everything else is decided here, in
+// one table, so a reviewer can see every grant at once.
+type Permission string
+
+const (
+	PermManageUsers Permission = "manage_users"
+)
+
+var grants = map[Permission][]Role{
+	PermManageUsers: {RoleOrgAdmin},
+}
+
+// Authorize returns nil when the actor holds a role that grants p, and EFORBIDDEN otherwise.
+func Authorize(a Actor, p Permission) error {
+	for _, r := range grants[p] {
+		if a.HasRole(r) {
+			return nil
+		}
+	}
+	return Errorf(EFORBIDDEN, "this action needs one of the roles %v", grants[p])
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is every setting of chatvault, filled in this order, later winning: defaults, the YAML
+// file (--config or CHATVAULT_CONFIG), CHATVAULT_* environment variables, command-line flags.
+type Config struct {
+	Data         string    `yaml:"data"`
+	Listen       string    `yaml:"listen"`
+	MaxBodyBytes int64     `yaml:"max_body_bytes"`
+	RecallWindow Duration  `yaml:"recall_window"`
+	Log          LogConfig `yaml:"log"`
+}
+
+// LogConfig says how chatvault logs.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Duration is a time.Duration written as "2m", "90s" in YAML and the environment.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like \"2m\" or \"90s\"", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfig is what chatvault runs with when nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		Data:         "./chatvault-data",
+		Listen:       "127.0.0.1:8080",
+		MaxBodyBytes: 64 << 10,
+		RecallWindow: Duration(2 * time.Minute),
+		Log:          LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Validate checks every field and says how to fix what is wrong.
+func (c Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.Data) == "" {
+		errs = append(errs, errors.New("data: set a data directory (--data DIR or CHATVAULT_DATA)"))
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q is not host:port, for example 127.0.0.1:8080 (--listen or CHATVAULT_LISTEN)", c.Listen))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		errs = append(errs, fmt.Errorf("listen: port %q must be a number from 0 to 65535", port))
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: %d must be between 1024 and %d", c.MaxBodyBytes, 64<<20))
+	}
+	if w := time.Duration(c.RecallWindow); w <= 0 || w > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("recall_window: %s must be more than 0 and at most 24h", w))
+	}
+	if _, err := c.Log.level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q must be text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func (l LogConfig) level() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("log.level: %q must be debug, info, warn or error", l.Level)
+	}
+	return lv, nil
+}
+
+// configFlags are the flags every command that opens the data directory shares.
+type configFlags struct {
+	fs     *flag.FlagSet
+	config *string
+	cfg    Config
+}
+
+// addConfigFlags registers --config and --data; withServer adds the server's own settings.
+func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
+	cf := &configFlags{fs: fs, cfg: DefaultConfig()}
+	cf.config = fs.String("config", "", "YAML config file (env CHATVAULT_CONFIG); unknown keys are errors")
+	fs.StringVar(&cf.cfg.Data, "data", cf.cfg.Data, "data directory (env CHATVAULT_DATA)")
+	if withServer {
+		fs.StringVar(&cf.cfg.Listen, "listen", cf.cfg.Listen, "address to listen on (env CHATVAULT_LISTEN)")
+		fs.Int64Var(&cf.cfg.MaxBodyBytes, "max-body-bytes", cf.cfg.MaxBodyBytes, "largest request body accepted (env CHATVAULT_MAX_BODY_BYTES)")
+		fs.Func("recall-window", "how long a sender may recall a message, e.g. 2m (env CHATVAULT_RECALL_WINDOW)", func(s string) error {
+			d, err := time.ParseDuration(s)
+			cf.cfg.RecallWindow = Duration(d)
+			return err
+		})
+		fs.StringVar(&cf.cfg.Log.Level, "log-level", cf.cfg.Log.Level, "debug, info, warn or error (env CHATVAULT_LOG_LEVEL)")
+		fs.StringVar(&cf.cfg.Log.Format, "log-format", cf.cfg.Log.Format, "text or json (env CHATVAULT_LOG_FORMAT)")
+	}
+	return cf
+}
+
+// resolve layers file and environment under the flags that were given, then validates.
+func (cf *configFlags) resolve() (Config, error) {
+	fromFlags := cf.cfg
+	set := map[string]bool{}
+	cf.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	cfg := DefaultConfig()
+	path := *cf.config
+	if path == "" {
+		path = os.Getenv("CHATVAULT_CONFIG")
+	}
+	if path != "" {
+		if err := loadConfigFile(path, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	if err := applyEnv(&cfg); err != nil {
+		return cfg, err
+	}
+	for name, apply := range map[string]func(){
+		"data":           func() { cfg.Data = fromFlags.Data },
+		"listen":         func() { cfg.Listen = fromFlags.Listen },
+		"max-body-bytes": func() { cfg.MaxBodyBytes = fromFlags.MaxBodyBytes },
+		"recall-window":  func() { cfg.RecallWindow = fromFlags.RecallWindow },
+		"log-level":      func() { cfg.Log.Level = fromFlags.Log.Level },
+		"log-format":     func() { cfg.Log.Format = fromFlags.Log.Format },
+	} {
+		if set[name] {
+			apply()
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func loadConfigFile(path string, cfg *Config) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF and means "all defaults".
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func applyEnv(cfg *Config) error {
+	str := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok {
+			*dst = v
+		}
+	}
+	str("CHATVAULT_DATA", &cfg.Data)
+	str("CHATVAULT_LISTEN", &cfg.Listen)
+	str("CHATVAULT_LOG_LEVEL", &cfg.Log.Level)
+	str("CHATVAULT_LOG_FORMAT", &cfg.Log.Format)
+	if v, ok := os.LookupEnv("CHATVAULT_MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("CHATVAULT_MAX_BODY_BYTES: %q is not a whole number of bytes", v)
+		}
+		cfg.MaxBodyBytes = n
+	}
+	if v, ok := os.LookupEnv("CHATVAULT_RECALL_WINDOW"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CHATVAULT_RECALL_WINDOW: %q is not a duration like \"2m\"", v)
+		}
+		cfg.RecallWindow = Duration(d)
+	}
+	return nil
+}
+
+func newLogger(cfg LogConfig, w *os.File) *slog.Logger {
+	level, _ := cfg.level()
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,57 @@
+// Command chatvault is the chat-history server and its operator tools, in one binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `chatvault: a chat-history server
+
+Usage:
+  chatvault serve [flags]     run the server (default: ./chatvault-data, 127.0.0.1:8080)
+  chatvault admin COMMAND     manage orgs and users without the API (create-org, list-orgs, reset-password)
+  chatvault version           print the version
+
+Run "chatvault COMMAND -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "chatvault:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run dispatches on the first argument.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "admin":
+		return runAdmin(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "chatvault", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}

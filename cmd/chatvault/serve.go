@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/chat"
+	cvhttp "github.com/chatvault/chatvault/internal/http"
+	"github.com/chatvault/chatvault/internal/sqlite"
+)
+
+// InitialPasswordFile holds the first admin's one-time password, readable only by the owner.
+const InitialPasswordFile = "initial-admin-password"
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addConfigFlags(fs, true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := cf.resolve()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.Log, os.Stderr)
+
+	db, err := openStore(cfg.Data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	clock := chatvault.SystemClock{}
+	accounts := account.NewService(db, clock)
+	if err := bootstrap(ctx, accounts, cfg.Data, logger.Info); err != nil {
+		return err
+	}
+	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow)})
+	srv := cvhttp.NewServer(accounts, chatSvc, db, logger, cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes})
+	if err := srv.Listen(cfg.Listen); err != nil {
+		return err
+	}
+	logger.Info("listening", "addr", srv.Addr(), "data", cfg.Data, "version", version())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-served; err != nil {
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func openStore(dir string) (*sqlite.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return sqlite.Open(dir)
+}
+
+// bootstrap creates the first org and admin on a new server and writes the admin's one-time
+// password to a file only the owner can read. The password itself is never logged.
+func bootstrap(ctx context.Context, accounts *account.Service, dir string, info func(string, ...any)) error {
+	org, admin, password, err := accounts.Bootstrap(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap first org: %w", err)
+	}
+	if password == "" {
+		return nil
+	}
+	path := filepath.Join(dir, InitialPasswordFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write initial admin password: %w", err)
+	}
+	_, werr := fmt.Fprintln(f, password)
+	err = errors.Join(werr, f.Sync(), f.Close())
+	if err != nil {
+		return fmt.Errorf("write initial admin password: %w", err)
+	}
+	info("created the first org and its admin; the admin's one-time password is in the file",
+		"org", org.Slug, "username", admin.Username, "password_file", path)
+	return nil
+}

@@ -1,0 +1,149 @@
+package account
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/chatvault/chatvault"
+)
+
+// NewUser is an admin's request to create a user.
+type NewUser struct {
+	Username    string
+	Password    string
+	DisplayName string
+	Roles       []chatvault.Role
+}
+
+// CreateUser creates a user in the admin's org. Every user holds the member role.
+func (s *Service) CreateUser(ctx context.Context, a chatvault.Actor, req NewUser) (*chatvault.User, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+		return nil, err
+	}
+	username, err := NormalizeUsername(req.Username)
+	if err != nil {
+		return nil, err
+	}
+	if err := validPassword(req.Password); err != nil {
+		return nil, err
+	}
+	display := strings.TrimSpace(req.DisplayName)
+	if display == "" {
+		display = username
+	}
+	if err := validText("display_name", display, 128); err != nil {
+		return nil, err
+	}
+	roles, err := normalizeRoles(req.Roles)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := hashPassword(req.Password)
+	if err != nil {
+		return nil, err
+	}
+	u := &chatvault.User{OrgID: a.OrgID, ID: newID(), Username: username, DisplayName: display, Roles: roles,
+		PasswordHash: hash, CreatedAt: s.clock.Now()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func normalizeRoles(in []chatvault.Role) ([]chatvault.Role, error) {
+	out := []chatvault.Role{chatvault.RoleMember}
+	for _, r := range in {
+		if !r.Valid() {
+			return nil, chatvault.Invalidf("roles", "unknown role %q; roles are %v", r, chatvault.Roles)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Users pages through the admin's org by username.
+func (s *Service) Users(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter) ([]*chatvault.User, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+		return nil, err
+	}
+	us, err := s.store.FindUsers(ctx, a.OrgID, f)
+	if us == nil {
+		us = []*chatvault.User{}
+	}
+	return us, err
+}
+
+// User returns one user of the admin's org.
+func (s *Service) User(ctx context.Context, a chatvault.Actor, userID string) (*chatvault.User, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+		return nil, err
+	}
+	return s.store.FindUserByID(ctx, a.OrgID, userID)
+}
+
+// SetDisabled disables or re-enables a user. Disabling signs out every device of the user, so
+// re-enabling never revives an old token.
+func (s *Service) SetDisabled(ctx context.Context, a chatvault.Actor, userID string, disabled bool) (*chatvault.User, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+		return nil, err
+	}
+	if disabled && userID == a.UserID {
+		return nil, chatvault.Errorf(chatvault.ECONFLICT, "you cannot disable your own account")
+	}
+	u, err := s.store.UpdateUser(ctx, a.OrgID, userID, chatvault.UserUpdate{Disabled: &disabled})
+	if err != nil || !disabled {
+		return u, err
+	}
+	devices, err := s.store.FindDevices(ctx, a.OrgID, userID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	for _, d := range devices {
+		if err := s.store.RevokeDevice(ctx, a.OrgID, userID, d.ID, now); err != nil && chatvault.ErrorCode(err) != chatvault.ENOTFOUND {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// ResetPassword sets a user's password (a generated one when password is "") and returns it.
+func (s *Service) ResetPassword(ctx context.Context, a chatvault.Actor, userID, password string) (string, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+		return "", err
+	}
+	if _, err := s.store.FindUserByID(ctx, a.OrgID, userID); err != nil {
+		return "", err
+	}
+	return s.setPassword(ctx, a.OrgID, userID, password)
+}
+
+// Person is how a user appears to other members of the org.
+type Person struct {
+	ID          string `json:"id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+}
+
+// Directory pages through the enabled users of the actor's org, so members can find whom to talk to.
+func (s *Service) Directory(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter) ([]Person, error) {
+	us, err := s.store.FindUsers(ctx, a.OrgID, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Person, 0, len(us))
+	for _, u := range us {
+		if !u.Disabled {
+			out = append(out, Person{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName})
+		}
+	}
+	return out, nil
+}
+
+// Me returns the actor's own account.
+func (s *Service) Me(ctx context.Context, a chatvault.Actor) (*chatvault.User, error) {
+	return s.store.FindUserByID(ctx, a.OrgID, a.UserID)
+}

@@ -1,0 +1,145 @@
+// Package chat holds the rules for conversations and messages: who may see, send, edit, recall or
+// hide what. Every read of message content goes through Service.read, the single path on which
+// membership windows, cleared history, hides and recalls are applied (and where the audit log of
+// reads by non-participants will hang).
+package chat
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chatvault/chatvault"
+	"github.com/google/uuid"
+)
+
+// Stores is what the chat service needs from a store.
+type Stores interface {
+	chatvault.ConversationStore
+	chatvault.MessageStore
+}
+
+// Config holds the chat rules an operator may change.
+type Config struct {
+	// RecallWindow is how long after sending a sender may recall a message.
+	RecallWindow time.Duration
+}
+
+// DefaultRecallWindow is the recall window unless configured otherwise.
+const DefaultRecallWindow = 2 * time.Minute
+
+// Service implements conversations and messages.
+type Service struct {
+	store Stores
+	clock chatvault.Clock
+	cfg   Config
+}
+
+// NewService returns a Service over store.
+func NewService(store Stores, clock chatvault.Clock, cfg Config) *Service {
+	if cfg.RecallWindow <= 0 {
+		cfg.RecallWindow = DefaultRecallWindow
+	}
+	return &Service{store: store, clock: clock, cfg: cfg}
+}
+
+// access is the caller's standing in one conversation, loaded before anything in it is touched.
+type access struct {
+	conv *chatvault.Conversation
+	part *chatvault.Participant
+}
+
+// open loads a conversation for the actor. Anyone who never was a member gets ENOTFOUND, exactly as
+// for a conversation that does not exist, so existence does not leak.
+func (s *Service) open(ctx context.Context, a chatvault.Actor, convID string) (*access, error) {
+	notFound := chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
+	if !validID(convID) {
+		return nil, notFound
+	}
+	part, err := s.store.FindParticipant(ctx, a.OrgID, convID, a.UserID)
+	if chatvault.ErrorCode(err) == chatvault.ENOTFOUND {
+		return nil, notFound
+	} else if err != nil {
+		return nil, err
+	}
+	conv, err := s.store.FindConversation(ctx, a.OrgID, convID)
+	if err != nil {
+		return nil, err
+	}
+	return &access{conv: conv, part: part}, nil
+}
+
+// openActive is open for actions only current members may take.
+func (s *Service) openActive(ctx context.Context, a chatvault.Actor, convID string) (*access, error) {
+	acc, err := s.open(ctx, a, convID)
+	if err != nil {
+		return nil, err
+	}
+	if !acc.part.Active {
+		return nil, chatvault.Errorf(chatvault.EFORBIDDEN, "you are no longer a member of this conversation")
+	}
+	return acc, nil
+}
+
+// read is the single path through which message content leaves the store. It reads one seq range
+// (After < seq < Before), keeps only what the participant may see, and redacts recalled and purged
+// content.
+func (s *Service) read(ctx context.Context, acc *access, after, before int64, desc bool, limit int) ([]*chatvault.Message, error) {
+	ranges := acc.part.VisibleRanges(acc.conv.LastSeq)
+	if desc {
+		slices.Reverse(ranges)
+	}
+	var out []*chatvault.Message
+	for _, r := range ranges {
+		lo, hi := max(after, r.After), r.UpTo+1
+		if before > 0 {
+			hi = min(hi, before)
+		}
+		if hi-lo <= 1 {
+			continue
+		}
+		ms, err := s.store.FindMessages(ctx, acc.conv.OrgID, acc.conv.ID, chatvault.MessageQuery{
+			After: lo, Before: hi, Desc: desc, Limit: limit - len(out), HiddenFor: acc.part.UserID})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			out = append(out, redact(m))
+		}
+		if len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// redact removes what nobody may see of a recalled or purged message; its place in the sequence
+// stays, so every device learns what happened to it.
+func redact(m *chatvault.Message) *chatvault.Message {
+	if m.State != chatvault.StateLive {
+		m.Text, m.ReplyTo = "", ""
+	}
+	return m
+}
+
+func validID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
+
+func validTitle(s string) error {
+	if !utf8.ValidString(s) {
+		return chatvault.Invalidf("title", "title is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(s) > 256 {
+		return chatvault.Invalidf("title", "title may have at most 256 characters")
+	}
+	if strings.ContainsAny(s, "\x00\n\r") {
+		return chatvault.Invalidf("title", "title may not contain line breaks or NUL")
+	}
+	return nil
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -1,0 +1,27 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/chatvault/chatvault"
+)
+
+// healthz says the process is up. It touches nothing else, so it stays cheap and honest.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz says the store is open and can take a write.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.Warn("readiness check failed", "error", err)
+		return chatvault.Errorf(chatvault.EUNAVAILABLE, "the store is not writable")
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}

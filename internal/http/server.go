@@ -1,0 +1,174 @@
+// Package http is chatvault's REST transport: it decodes requests, authenticates the bearer token,
+// calls the domain services and maps their errors to statuses in one place (error.go). It holds no
+// business rules and touches no SQL. The contract it serves is api/openapi.yaml.
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/chat"
+)
+
+// Config is what the transport needs to know.
+type Config struct {
+	// MaxBodyBytes bounds every request body; larger ones get 413.
+	MaxBodyBytes int64
+}
+
+// DefaultMaxBodyBytes is the request body limit unless configured otherwise.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Pinger reports whether the store can take writes (for /readyz).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Server serves the API.
+type Server struct {
+	accounts *account.Service
+	chat     *chat.Service
+	store    Pinger
+	logger   *slog.Logger
+	cfg      Config
+
+	mux  *http.ServeMux
+	http *http.Server
+	ln   net.Listener
+}
+
+// NewServer wires the handlers.
+func NewServer(accounts *account.Service, chatSvc *chat.Service, store Pinger, logger *slog.Logger, cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{accounts: accounts, chat: chatSvc, store: store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second, // long enough for the sync long-poll to come
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Listen opens the listening socket; Addr is known after it returns.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve serves until Shutdown; it returns nil after a graceful shutdown.
+func (s *Server) Serve() error {
+	if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type authedFunc func(w http.ResponseWriter, r *http.Request, a chatvault.Actor) error
+
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// authed wraps a handler that needs a signed-in caller.
+func (s *Server) authed(pattern string, h authedFunc) {
+	s.handle(pattern, func(w http.ResponseWriter, r *http.Request) error {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return chatvault.Errorf(chatvault.EUNAUTHORIZED, "send the device token as \"Authorization: Bearer <token>\"")
+		}
+		a, err := s.accounts.Authenticate(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			return err
+		}
+		return h(w, r, a)
+	})
+}
+
+// ServeHTTP adds a request id, recovers panics, and answers unknown routes and methods in JSON.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	w.Header().Set("X-Request-Id", id)
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.logger.Error("panic serving request", "request_id", id, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.writeError(w, r, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.noRoute(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request no pattern matched: 405 when the path exists for other methods.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	probe := &statusRecorder{header: http.Header{}}
+	s.mux.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		s.writeError(w, r, &chatvault.Error{Code: codeMethodNotAllowed,
+			Message: fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, probe.header.Get("Allow"))})
+		return
+	}
+	s.writeError(w, r, chatvault.Errorf(chatvault.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+}
+
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (p *statusRecorder) Header() http.Header         { return p.header }
+func (p *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusRecorder) WriteHeader(status int)      { p.status = status }
+
+type requestIDKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

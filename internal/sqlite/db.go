@@ -1,0 +1,202 @@
+// Package sqlite is chatvault's embedded store: one SQLite database in WAL mode, written by a single
+// writer goroutine that commits concurrent writes together (group commit) and read through a pool of
+// read-only connections.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatvault/chatvault"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver; bundles SQLite with FTS5
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file inside the data directory.
+const FileName = "chatvault.db"
+
+// maxBatch bounds how many writes share one transaction, so one commit's latency stays bounded.
+const maxBatch = 512
+
+// DB is the SQLite store. It implements chatvault.Store.
+type DB struct {
+	path  string
+	write *sql.DB // exactly one connection, owned by the writer goroutine
+	read  *sql.DB // read-only pool
+
+	reqs    chan *writeReq
+	wg      sync.WaitGroup
+	closeMu sync.RWMutex
+	closed  bool
+
+	stmts statements
+}
+
+var _ chatvault.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database in dir, migrates it, and starts the writer.
+func Open(dir string) (*DB, error) {
+	path := filepath.Join(dir, FileName)
+	write, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	if err := migrate(write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	n := max(4, 2*runtime.NumCPU())
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	read.SetConnMaxLifetime(0)
+
+	db := &DB{path: path, write: write, read: read, reqs: make(chan *writeReq, 4*maxBatch)}
+	if err := db.stmts.prepare(read, write); err != nil {
+		db.write.Close()
+		db.read.Close()
+		return nil, err
+	}
+	db.wg.Add(1)
+	go db.writer()
+	return db, nil
+}
+
+// dsn builds the connection string. synchronous=FULL makes every commit fsync the WAL before it
+// returns, which is what lets a 201 mean "on disk"; group commit keeps that affordable.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close stops taking writes, finishes the queued ones, and closes the database.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	if db.closed {
+		db.closeMu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.reqs)
+	db.closeMu.Unlock()
+	db.wg.Wait()
+	db.stmts.close()
+	return errors.Join(db.read.Close(), db.write.Close())
+}
+
+// Ping checks that the database is open and that the write lock can be taken.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "SELECT 1")
+		return err
+	})
+}
+
+func migrate(db *sql.DB) error {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	var current int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(names) {
+		return chatvault.Errorf(chatvault.EINVALID,
+			"the database has schema version %d but this chatvault knows only up to %d: run a newer chatvault, or restore a backup made by this version", current, len(names))
+	}
+	for i := current; i < len(names); i++ {
+		version, err := strconv.Atoi(strings.SplitN(names[i], "_", 2)[0])
+		if err != nil || version != i+1 {
+			return fmt.Errorf("migration %s: file names must be numbered 0001, 0002, ... without gaps", names[i])
+		}
+		body, err := migrations.ReadFile("migrations/" + names[i])
+		if err != nil {
+			return err
+		}
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", names[i], err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", names[i], err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %s: %w", names[i], err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the schema version this binary migrates to.
+func SchemaVersion() int {
+	entries, _ := fs.ReadDir(migrations, "migrations")
+	return len(entries)
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func nullMillis(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func fromNullMillis(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMillis(n.Int64)
+	return &t
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+func isUniqueViolation(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

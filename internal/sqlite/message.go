@@ -1,0 +1,210 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/chatvault/chatvault"
+)
+
+const messageColumns = `org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, edited_at, version, state, state_at`
+
+// AppendMessage allocates the next seq and inserts m, or returns the earlier message with the same
+// client_msg_id. It returns after the commit that holds m is on disk.
+func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, error) {
+	var created bool
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		created = false
+		if m.ClientMsgID != "" {
+			prior, err := scanMessage(tx.StmtContext(ctx, db.stmts.byClientID).QueryRowContext(ctx, m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID))
+			if err == nil {
+				*m = *prior
+				return nil
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		var active bool
+		err := tx.StmtContext(ctx, db.stmts.activeMember).QueryRowContext(ctx, m.OrgID, m.ConversationID, m.SenderID).Scan(&active)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !active) {
+			return chatvault.Errorf(chatvault.EFORBIDDEN, "only active members can send to this conversation")
+		} else if err != nil {
+			return fmt.Errorf("query sender membership: %w", err)
+		}
+		if m.ReplyTo != "" {
+			var one int
+			err := tx.StmtContext(ctx, db.stmts.messageExists).QueryRowContext(ctx, m.OrgID, m.ConversationID, m.ReplyTo).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return chatvault.Invalidf("reply_to", "message %s is not in this conversation", m.ReplyTo)
+			} else if err != nil {
+				return fmt.Errorf("query reply_to: %w", err)
+			}
+		}
+		if err := tx.StmtContext(ctx, db.stmts.nextSeq).QueryRowContext(ctx, m.OrgID, m.ConversationID).Scan(&m.Seq); err != nil {
+			return fmt.Errorf("allocate seq: %w", err)
+		}
+		m.Version, m.State = 1, chatvault.StateLive
+		_, err = tx.StmtContext(ctx, db.stmts.insertMessage).ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
+			nullString(m.ClientMsgID), m.Kind, []byte(m.Text), nullString(m.ReplyTo), millis(m.SentAt))
+		if err != nil {
+			return fmt.Errorf("insert message: %w", err)
+		}
+		created = true
+		return nil
+	})
+	return created, err
+}
+
+// FindMessages reads one seq range of a conversation.
+func (db *DB) FindMessages(ctx context.Context, orgID, convID string, q chatvault.MessageQuery) ([]*chatvault.Message, error) {
+	before := q.Before
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	stmt := db.stmts.pageAsc
+	if q.Desc {
+		stmt = db.stmts.pageDesc
+	}
+	rows, err := stmt.QueryContext(ctx, orgID, convID, q.After, before, q.HiddenFor, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("query messages: %w", err)
+	}
+	defer rows.Close()
+	out := make([]*chatvault.Message, 0, q.Limit)
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// FindMessageByID finds one message of a conversation.
+func (db *DB) FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*chatvault.Message, error) {
+	return findMessage(ctx, db.read, `id = ?`, orgID, convID, msgID)
+}
+
+func findMessage(ctx context.Context, q queryer, where string, orgID, convID string, key any) (*chatvault.Message, error) {
+	m, err := scanMessage(q.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE org_id = ? AND conversation_id = ? AND `+where, orgID, convID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "message not found")
+	}
+	return m, err
+}
+
+// CountMessages counts live messages of a seq range, stopping at q.Limit.
+func (db *DB) CountMessages(ctx context.Context, orgID, convID string, q chatvault.MessageCount) (int, error) {
+	var n int
+	err := db.stmts.count.QueryRowContext(ctx, orgID, convID, q.After, q.UpTo, q.ExcludeSender, q.HiddenFor, q.Limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count messages: %w", err)
+	}
+	return n, nil
+}
+
+// EditMessage keeps the current text as a version and replaces it.
+func (db *DB) EditMessage(ctx context.Context, orgID, convID string, seq int64, expectVersion int, text string, at time.Time) (*chatvault.Message, error) {
+	var out *chatvault.Message
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		m, err := findMessage(ctx, tx, `seq = ?`, orgID, convID, seq)
+		if err != nil {
+			return err
+		}
+		if m.State != chatvault.StateLive || m.Version != expectVersion {
+			return chatvault.Errorf(chatvault.ECONFLICT, "the message changed (it is %s, version %d); reload it and try again", m.State, m.Version)
+		}
+		written := m.SentAt
+		if m.EditedAt != nil {
+			written = *m.EditedAt
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO message_versions (org_id, conversation_id, seq, version, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			orgID, convID, seq, m.Version, []byte(m.Text), millis(written)); err != nil {
+			return fmt.Errorf("insert message version: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET body = ?, version = version + 1, edited_at = ? WHERE org_id = ? AND conversation_id = ? AND seq = ?`,
+			[]byte(text), millis(at), orgID, convID, seq); err != nil {
+			return fmt.Errorf("update message: %w", err)
+		}
+		m.Text, m.Version, m.EditedAt = text, m.Version+1, &at
+		out = m
+		return nil
+	})
+	return out, err
+}
+
+// RecallMessage marks a live message recalled. The body stays on the server until retention decides.
+func (db *DB) RecallMessage(ctx context.Context, orgID, convID string, seq int64, at time.Time) (*chatvault.Message, error) {
+	var out *chatvault.Message
+	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = ?, state_at = ? WHERE org_id = ? AND conversation_id = ? AND seq = ? AND state = ?`,
+			chatvault.StateRecalled, millis(at), orgID, convID, seq, chatvault.StateLive)
+		if err != nil {
+			return fmt.Errorf("recall message: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return chatvault.Errorf(chatvault.ECONFLICT, "only a live message can be recalled")
+		}
+		out, err = findMessage(ctx, tx, `seq = ?`, orgID, convID, seq)
+		return err
+	})
+	return out, err
+}
+
+// FindMessageVersions lists a message's earlier texts, oldest first.
+func (db *DB) FindMessageVersions(ctx context.Context, orgID, convID string, seq int64) ([]*chatvault.MessageVersion, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT version, body, created_at FROM message_versions
+		WHERE org_id = ? AND conversation_id = ? AND seq = ? ORDER BY version`, orgID, convID, seq)
+	if err != nil {
+		return nil, fmt.Errorf("query message versions: %w", err)
+	}
+	defer rows.Close()
+	var out []*chatvault.MessageVersion
+	for rows.Next() {
+		var v chatvault.MessageVersion
+		var body []byte
+		var created int64
+		if err := rows.Scan(&v.Version, &body, &created); err != nil {
+			return nil, fmt.Errorf("scan message version: %w", err)
+		}
+		v.Text, v.CreatedAt = string(body), fromMillis(created)
+		out = append(out, &v)
+	}
+	return out, rows.Err()
+}
+
+// HideMessage hides a message from one user.
+func (db *DB) HideMessage(ctx context.Context, orgID, convID, userID string, seq int64, at time.Time) error {
+	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO hidden_messages (org_id, conversation_id, user_id, seq, hidden_at) VALUES (?, ?, ?, ?, ?)`,
+			orgID, convID, userID, seq, millis(at))
+		if err != nil {
+			return fmt.Errorf("hide message: %w", err)
+		}
+		return nil
+	})
+}
+
+func scanMessage(s scanner) (*chatvault.Message, error) {
+	var m chatvault.Message
+	var client, replyTo sql.NullString
+	var body []byte
+	var sent int64
+	var edited, stateAt sql.NullInt64
+	err := s.Scan(&m.OrgID, &m.ConversationID, &m.Seq, &m.ID, &m.SenderID, &client, &m.Kind, &body, &replyTo,
+		&sent, &edited, &m.Version, &m.State, &stateAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("scan message: %w", err)
+	}
+	m.ClientMsgID, m.ReplyTo, m.Text = client.String, replyTo.String, string(body)
+	m.SentAt, m.EditedAt, m.StateAt = fromMillis(sent), fromNullMillis(edited), fromNullMillis(stateAt)
+	return &m, nil
+}

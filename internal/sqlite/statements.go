@@ -1,0 +1,73 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// statements are the hot-path queries, prepared once. Read statements are prepared on the read
+// pool; write statements on the single write connection and bound to each batch's transaction.
+type statements struct {
+	session  *sql.Stmt
+	pageAsc  *sql.Stmt
+	pageDesc *sql.Stmt
+	count    *sql.Stmt
+
+	byClientID    *sql.Stmt
+	activeMember  *sql.Stmt
+	messageExists *sql.Stmt
+	nextSeq       *sql.Stmt
+	insertMessage *sql.Stmt
+
+	all []*sql.Stmt
+}
+
+const pageQuery = `SELECT ` + messageColumns + ` FROM messages m
+	WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq < ?4
+	AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+		WHERE h.org_id = ?1 AND h.conversation_id = ?2 AND h.user_id = ?5 AND h.seq = m.seq)
+	ORDER BY seq `
+
+func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
+	var errs []error
+	prep := func(db *sql.DB, query string) *sql.Stmt {
+		st, err := db.Prepare(query)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prepare %q: %w", query, err))
+			return nil
+		}
+		s.all = append(s.all, st)
+		return st
+	}
+	s.session = prep(read, `SELECT d.org_id, d.user_id, d.id, d.name, d.created_at, d.revoked_at,
+			u.username, u.display_name, u.roles, u.disabled, u.created_at
+		FROM devices d JOIN users u ON u.org_id = d.org_id AND u.id = d.user_id WHERE d.token_hash = ?`)
+	s.pageAsc = prep(read, pageQuery+`ASC LIMIT ?6`)
+	s.pageDesc = prep(read, pageQuery+`DESC LIMIT ?6`)
+	s.count = prep(read, `SELECT count(*) FROM (SELECT 1 FROM messages m
+		WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq <= ?4 AND sender_id != ?5 AND state = 'live'
+		AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+			WHERE h.org_id = ?1 AND h.conversation_id = ?2 AND h.user_id = ?6 AND h.seq = m.seq)
+		LIMIT ?7)`)
+
+	s.byClientID = prep(write, `SELECT `+messageColumns+` FROM messages
+		WHERE org_id = ? AND conversation_id = ? AND sender_id = ? AND client_msg_id = ?`)
+	s.activeMember = prep(write, `SELECT active FROM participants WHERE org_id = ? AND conversation_id = ? AND user_id = ?`)
+	s.messageExists = prep(write, `SELECT 1 FROM messages WHERE org_id = ? AND conversation_id = ? AND id = ?`)
+	s.nextSeq = prep(write, `UPDATE conversations SET last_seq = last_seq + 1 WHERE org_id = ? AND id = ? RETURNING last_seq`)
+	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if len(errs) > 0 {
+		s.close()
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+func (s *statements) close() {
+	for _, st := range s.all {
+		st.Close()
+	}
+	s.all = nil
+}

@@ -1,0 +1,102 @@
+package chatvault
+
+import (
+	"context"
+	"time"
+)
+
+// MessageKind says what a message's body holds.
+type MessageKind string
+
+const (
+	KindText   MessageKind = "text"
+	KindFile   MessageKind = "file"
+	KindSystem MessageKind = "system"
+)
+
+// MessageState is where a message is in its life.
+type MessageState string
+
+const (
+	StateLive     MessageState = "live"
+	StateRecalled MessageState = "recalled" // withdrawn by its sender: nobody sees its content
+	StatePurged   MessageState = "purged"   // destroyed by policy: only the tombstone (id, conversation, seq) remains
+)
+
+// Message is one message in a conversation. ID is time-ordered and unique; Seq is gap-free and
+// monotonic within the conversation.
+type Message struct {
+	OrgID          string       `json:"-"`
+	ID             string       `json:"id"`
+	ConversationID string       `json:"conversation_id"`
+	Seq            int64        `json:"seq"`
+	SenderID       string       `json:"sender_id"`
+	ClientMsgID    string       `json:"client_msg_id,omitempty"`
+	Kind           MessageKind  `json:"kind"`
+	Text           string       `json:"text,omitempty"`
+	ReplyTo        string       `json:"reply_to,omitempty"`
+	SentAt         time.Time    `json:"sent_at"`
+	EditedAt       *time.Time   `json:"edited_at,omitempty"`
+	Version        int          `json:"version"`
+	State          MessageState `json:"state"`
+	StateAt        *time.Time   `json:"state_changed_at,omitempty"`
+}
+
+// MessageVersion is an earlier text of an edited message, kept as its history.
+type MessageVersion struct {
+	Version   int       `json:"version"`
+	Text      string    `json:"text"`
+	CreatedAt time.Time `json:"created_at"` // when this version was written (sent or edited)
+}
+
+// MessageQuery reads a seq range of one conversation: After < seq < Before (Before 0 = no bound).
+type MessageQuery struct {
+	After  int64
+	Before int64
+	Desc   bool // newest first, so Limit keeps the newest of the range
+	Limit  int
+	// HiddenFor leaves out the messages this user hid for themselves.
+	HiddenFor string
+}
+
+// MessageCount counts the messages with After < seq <= UpTo, not sent by ExcludeSender, not hidden by
+// HiddenFor, and live; it stops counting at Limit.
+type MessageCount struct {
+	After         int64
+	UpTo          int64
+	ExcludeSender string
+	HiddenFor     string
+	Limit         int
+}
+
+// MessageStore persists messages.
+type MessageStore interface {
+	// AppendMessage allocates the next seq and stores m, durably, before it returns. When the sender
+	// already sent m.ClientMsgID in this conversation it fills m with that message and returns
+	// created=false. EFORBIDDEN if the sender is not an active member; EINVALID (field "reply_to") if
+	// ReplyTo names no message of the conversation.
+	AppendMessage(ctx context.Context, m *Message) (created bool, err error)
+	FindMessages(ctx context.Context, orgID, convID string, q MessageQuery) ([]*Message, error)
+	FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*Message, error)
+	CountMessages(ctx context.Context, orgID, convID string, q MessageCount) (int, error)
+	// EditMessage replaces the text of a live message whose version is still expectVersion, keeping
+	// the old text as a version. ECONFLICT if the message changed or is not live.
+	EditMessage(ctx context.Context, orgID, convID string, seq int64, expectVersion int, text string, at time.Time) (*Message, error)
+	// RecallMessage marks a live message recalled. ECONFLICT if it is not live.
+	RecallMessage(ctx context.Context, orgID, convID string, seq int64, at time.Time) (*Message, error)
+	FindMessageVersions(ctx context.Context, orgID, convID string, seq int64) ([]*MessageVersion, error)
+	// HideMessage hides one message from one user (all their devices); hiding twice is not an error.
+	HideMessage(ctx context.Context, orgID, convID, userID string, seq int64, at time.Time) error
+}
+
+// Store is everything a storage engine provides. Each engine passes internal/storetest.
+type Store interface {
+	OrgStore
+	UserStore
+	DeviceStore
+	ConversationStore
+	MessageStore
+	// Ping returns nil when the store is open and can take a write.
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,23 @@
+package chatvault
+
+import (
+	"context"
+	"time"
+)
+
+// Org is a tenant. Everything belongs to exactly one org and no request ever crosses orgs.
+type Org struct {
+	ID        string    `json:"id"`
+	Slug      string    `json:"slug"` // stable short name users type at login when a server hosts several orgs
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// OrgStore persists orgs.
+type OrgStore interface {
+	// CreateOrg creates an org together with its first admin, atomically. ECONFLICT if the slug is taken.
+	CreateOrg(ctx context.Context, org *Org, admin *User) error
+	FindOrgs(ctx context.Context) ([]*Org, error)
+	// FindOrgBySlug returns ENOTFOUND when no org has the slug.
+	FindOrgBySlug(ctx context.Context, slug string) (*Org, error)
+}

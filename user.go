@@ -1,0 +1,105 @@
+package chatvault
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Role is what a user may do beyond taking part in their own conversations. A user may hold several.
+type Role string
+
+const (
+	RoleMember            Role = "member"
+	RoleOrgAdmin          Role = "org_admin"
+	RoleComplianceOfficer Role = "compliance_officer"
+	RoleAuditor           Role = "auditor"
+	RoleSecurityAdmin     Role = "security_admin"
+)
+
+// Roles lists every role, in a stable order.
+var Roles = []Role{RoleMember, RoleOrgAdmin, RoleComplianceOfficer, RoleAuditor, RoleSecurityAdmin}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return slices.Contains(Roles, r) }
+
+// User is a person (or a service account) inside one org.
+type User struct {
+	OrgID       string    `json:"org_id"`
+	ID          string    `json:"id"`
+	Username    string    `json:"username"` // unique in the org, stored case-folded
+	DisplayName string    `json:"display_name"`
+	Roles       []Role    `json:"roles"`
+	Disabled    bool      `json:"disabled"`
+	CreatedAt   time.Time `json:"created_at"`
+
+	PasswordHash string `json:"-"` // PHC-formatted argon2id hash; never leaves the server
+}
+
+// HasRole reports whether the user holds r.
+func (u *User) HasRole(r Role) bool { return slices.Contains(u.Roles, r) }
+
+// UserUpdate changes the fields that are set.
+type UserUpdate struct {
+	DisplayName  *string
+	Roles        []Role // nil leaves roles as they are
+	Disabled     *bool
+	PasswordHash *string
+}
+
+// UserFilter pages through an org's users by username.
+type UserFilter struct {
+	AfterUsername string
+	Limit         int
+}
+
+// UserStore persists users.
+type UserStore interface {
+	// CreateUser returns ECONFLICT when the username is taken in the org.
+	CreateUser(ctx context.Context, u *User) error
+	FindUserByID(ctx context.Context, orgID, userID string) (*User, error)
+	FindUserByUsername(ctx context.Context, orgID, username string) (*User, error)
+	FindUsers(ctx context.Context, orgID string, f UserFilter) ([]*User, error)
+	UpdateUser(ctx context.Context, orgID, userID string, upd UserUpdate) (*User, error)
+}
+
+// Device is one login session of a user on one device. Its bearer token is stored only as a hash.
+type Device struct {
+	OrgID     string     `json:"-"`
+	ID        string     `json:"id"`
+	UserID    string     `json:"user_id"`
+	Name      string     `json:"name"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	TokenHash []byte `json:"-"`
+}
+
+// Session is what a valid token resolves to.
+type Session struct {
+	Device Device
+	User   User
+}
+
+// DeviceStore persists devices and resolves tokens.
+type DeviceStore interface {
+	CreateDevice(ctx context.Context, d *Device) error
+	// FindDevices lists the user's devices that are not revoked.
+	FindDevices(ctx context.Context, orgID, userID string) ([]*Device, error)
+	// RevokeDevice revokes one device of the user; ENOTFOUND if the user has no such live device.
+	RevokeDevice(ctx context.Context, orgID, userID, deviceID string, at time.Time) error
+	// FindSession resolves a token hash to its device and user, whether or not either is still
+	// usable: the caller decides (revoked, disabled). ENOTFOUND when no device has the hash.
+	FindSession(ctx context.Context, tokenHash []byte) (*Session, error)
+}
+
+// Actor is the authenticated caller of a request: the only identity domain services accept.
+type Actor struct {
+	OrgID    string
+	UserID   string
+	DeviceID string
+	Roles    []Role
+}
+
+// HasRole reports whether the actor holds r.
+func (a Actor) HasRole(r Role) bool { return slices.Contains(a.Roles, r) }
