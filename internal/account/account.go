@@ -69,7 +69,7 @@ func (s *Service) CreateOrg(ctx context.Context, slug, name, adminUsername strin
 		return nil, nil, "", err
 	}
 	password := GeneratePassword()
-	hash, err := hashPassword(password)
+	hash, err := HashPassword(password)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -112,7 +112,7 @@ func (s *Service) setPassword(ctx context.Context, orgID, userID, password strin
 	} else if err := validPassword(password); err != nil {
 		return "", err
 	}
-	hash, err := hashPassword(password)
+	hash, err := HashPassword(password)
 	if err != nil {
 		return "", err
 	}

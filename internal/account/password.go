@@ -21,8 +21,8 @@ const (
 	argonSaltLen   = 16
 )
 
-// hashPassword returns a PHC-formatted argon2id hash of password with a fresh random salt.
-func hashPassword(password string) (string, error) {
+// HashPassword returns a PHC-formatted argon2id hash of password with a fresh random salt.
+func HashPassword(password string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)

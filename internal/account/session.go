@@ -94,7 +94,7 @@ func (s *Service) loginOrg(ctx context.Context, slug string) (*chatvault.Org, er
 }
 
 var dummyHash = sync.OnceValue(func() string {
-	h, _ := hashPassword("chatvault timing equaliser")
+	h, _ := HashPassword("chatvault timing equaliser")
 	return h
 })
 

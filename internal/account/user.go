@@ -39,7 +39,7 @@ func (s *Service) CreateUser(ctx context.Context, a chatvault.Actor, req NewUser
 	if err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(req.Password)
+	hash, err := HashPassword(req.Password)
 	if err != nil {
 		return nil, err
 	}

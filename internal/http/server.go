@@ -43,8 +43,9 @@ type Server struct {
 	logger   *slog.Logger
 	cfg      Config
 
-	mux  *http.ServeMux
-	http *http.Server
+	mux      *http.ServeMux
+	patterns []string
+	http     *http.Server
 	ln   net.Listener
 }
 
@@ -66,6 +67,9 @@ func NewServer(accounts *account.Service, chatSvc *chat.Service, store Pinger, l
 	}
 	return s
 }
+
+// Patterns lists every route as "METHOD /path/{param}", in registration order.
+func (s *Server) Patterns() []string { return append([]string(nil), s.patterns...) }
 
 // Listen opens the listening socket; Addr is known after it returns.
 func (s *Server) Listen(addr string) error {
@@ -96,6 +100,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 type authedFunc func(w http.ResponseWriter, r *http.Request, a chatvault.Actor) error
 
 func (s *Server) handle(pattern string, h handlerFunc) {
+	s.patterns = append(s.patterns, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)

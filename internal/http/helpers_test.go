@@ -1,0 +1,243 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/chat"
+	cvhttp "github.com/chatvault/chatvault/internal/http"
+	"github.com/chatvault/chatvault/internal/sqlite"
+)
+
+// testServer is a real chatvault API on 127.0.0.1:0 over a temporary SQLite store.
+type testServer struct {
+	t        *testing.T
+	URL      string
+	clock    *fakeClock
+	accounts *account.Service
+	db       *sqlite.DB
+
+	adminToken string
+	orgID      string
+
+	// validate, when set, checks every response (the OpenAPI contract test sets it).
+	validate func(t *testing.T, req *http.Request, reqBody []byte, resp *http.Response, respBody []byte)
+}
+
+// fakeClock is a settable clock, so tests can step past recall windows.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+var _ chatvault.Clock = (*fakeClock)(nil)
+
+func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	db, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	accounts := account.NewService(db, clock)
+	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := cvhttp.NewServer(accounts, chatSvc, db, logger, cvhttp.Config{MaxBodyBytes: 64 << 10})
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		db.Close()
+	})
+	ts := &testServer{t: t, URL: "http://" + srv.Addr(), clock: clock, accounts: accounts, db: db}
+
+	org, _, password, err := accounts.Bootstrap(context.Background())
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	ts.orgID = org.ID
+	ts.adminToken = ts.login("admin", password, "").Token
+	return ts
+}
+
+// response is a decoded API response.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// errorCode returns the error code of an error response.
+func (r response) errorCode(t *testing.T) (code, field string) {
+	t.Helper()
+	var body cvhttp.ErrorBody
+	r.decode(t, &body)
+	if body.Error.Code == "" || body.Error.Message == "" {
+		t.Fatalf("error response %s lacks code or message", r.Body)
+	}
+	return body.Error.Code, body.Error.Field
+}
+
+// do sends a request; body may be nil, a []byte sent as is, or a value sent as JSON.
+func (ts *testServer) do(method, path, token string, body any) response {
+	ts.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			ts.t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, ts.URL+path, bytes.NewReader(raw))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if ts.validate != nil {
+		req.Body = io.NopCloser(bytes.NewReader(raw))
+		ts.validate(ts.t, req, raw, resp, out)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+}
+
+// must sends a request and fails the test unless the status is want.
+func (ts *testServer) must(want int, method, path, token string, body any) response {
+	ts.t.Helper()
+	r := ts.do(method, path, token, body)
+	if r.Status != want {
+		ts.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.Status, want, r.Body)
+	}
+	return r
+}
+
+func (ts *testServer) login(username, password, org string) account.LoginResult {
+	ts.t.Helper()
+	var res account.LoginResult
+	ts.must(http.StatusOK, "POST", "/api/v1/auth/login", "", map[string]string{
+		"username": username, "password": password, "device_name": "test device", "org": org}).decode(ts.t, &res)
+	return res
+}
+
+// user creates a member of the default org and signs them in.
+type user struct {
+	ID    string
+	Name  string
+	Token string
+}
+
+func (ts *testServer) newUser(name string) user {
+	ts.t.Helper()
+	var u chatvault.User
+	ts.must(http.StatusCreated, "POST", "/api/v1/admin/users", ts.adminToken, map[string]any{
+		"username": name, "password": "password-" + name, "display_name": name}).decode(ts.t, &u)
+	return user{ID: u.ID, Name: name, Token: ts.login(name, "password-"+name, "").Token}
+}
+
+type conversation struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	LastSeq int64  `json:"last_seq"`
+}
+
+func (ts *testServer) group(owner user, title string, history bool, members ...user) conversation {
+	ts.t.Helper()
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.ID
+	}
+	var c conversation
+	ts.must(http.StatusCreated, "POST", "/api/v1/conversations", owner.Token, map[string]any{
+		"type": "group", "title": title, "members": ids, "history_visible_to_new_members": history}).decode(ts.t, &c)
+	return c
+}
+
+var msgCounter struct {
+	sync.Mutex
+	n int
+}
+
+func nextClientID() string {
+	msgCounter.Lock()
+	defer msgCounter.Unlock()
+	msgCounter.n++
+	return fmt.Sprintf("c-%d", msgCounter.n)
+}
+
+func (ts *testServer) send(from user, convID, text string) chatvault.Message {
+	ts.t.Helper()
+	var m chatvault.Message
+	ts.must(http.StatusCreated, "POST", "/api/v1/conversations/"+convID+"/messages", from.Token, map[string]any{
+		"client_msg_id": nextClientID(), "text": text}).decode(ts.t, &m)
+	return m
+}
+
+type page struct {
+	Messages      []chatvault.Message `json:"messages"`
+	HasMore       bool                `json:"has_more"`
+	HasMoreBefore bool                `json:"has_more_before"`
+	HasMoreAfter  bool                `json:"has_more_after"`
+}
+
+func (ts *testServer) history(u user, convID, query string) page {
+	ts.t.Helper()
+	var p page
+	ts.must(http.StatusOK, "GET", "/api/v1/conversations/"+convID+"/messages"+query, u.Token, nil).decode(ts.t, &p)
+	return p
+}
+
+func texts(ms []chatvault.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Text
+	}
+	return out
+}
