@@ -46,7 +46,7 @@ type Server struct {
 	mux      *http.ServeMux
 	patterns []string
 	http     *http.Server
-	ln   net.Listener
+	ln       net.Listener
 }
 
 // NewServer wires the handlers.
