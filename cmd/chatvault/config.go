@@ -194,7 +194,7 @@ func applyEnv(cfg *Config) error {
 	return nil
 }
 
-func newLogger(cfg LogConfig, w *os.File) *slog.Logger {
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	level, _ := cfg.level()
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {

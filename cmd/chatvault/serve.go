@@ -34,7 +34,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg.Log, os.Stderr)
+	logger := newLogger(cfg.Log, stderr)
 
 	db, err := openStore(cfg.Data)
 	if err != nil {
