@@ -46,6 +46,10 @@ type MemberSpan struct {
 	ToSeq    *int64     `json:"to_seq,omitempty"`
 	JoinedAt time.Time  `json:"joined_at"`
 	LeftAt   *time.Time `json:"left_at,omitempty"`
+	// FromEvent and ToEvent bound, in event numbers, the conversation events the member may see:
+	// FromEvent < id <= ToEvent.
+	FromEvent int64  `json:"-"`
+	ToEvent   *int64 `json:"-"`
 }
 
 // Participant is a user's standing in one conversation, current or past: their membership spans,
@@ -120,7 +124,7 @@ type ConversationStore interface {
 	// RemoveMember closes the user's open span at the conversation's current last seq.
 	RemoveMember(ctx context.Context, orgID, convID, userID string, at time.Time) error
 	// SetReadSeq raises the read marker to min(seq, last seq) and returns the marker; it never lowers it.
-	SetReadSeq(ctx context.Context, orgID, convID, userID string, seq int64) (int64, error)
+	SetReadSeq(ctx context.Context, orgID, convID, userID string, seq int64, at time.Time) (int64, error)
 	// ClearHistory raises the user's cleared marker to the conversation's last seq and returns it.
-	ClearHistory(ctx context.Context, orgID, convID, userID string) (int64, error)
+	ClearHistory(ctx context.Context, orgID, convID, userID string, at time.Time) (int64, error)
 }

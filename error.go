@@ -8,14 +8,15 @@ import (
 // Error codes. Transports map each to one status in one place; anything that is not an *Error is
 // internal and its text is never shown to clients.
 const (
-	EINVALID      = "invalid"      // malformed or out-of-range input
-	EUNAUTHORIZED = "unauthorized" // no valid credentials
-	EFORBIDDEN    = "forbidden"    // authenticated, but not allowed
-	ENOTFOUND     = "not_found"    // absent, or not visible to the caller
-	ECONFLICT     = "conflict"     // the request contradicts stored state
-	ETOOLARGE     = "too_large"    // a body or field over its limit
-	EUNAVAILABLE  = "unavailable"  // the server cannot serve now (shutting down, store closed)
-	EINTERNAL     = "internal"     // a bug or an infrastructure failure
+	EINVALID      = "invalid"         // malformed or out-of-range input
+	EUNAUTHORIZED = "unauthorized"    // no valid credentials
+	EFORBIDDEN    = "forbidden"       // authenticated, but not allowed
+	ENOTFOUND     = "not_found"       // absent, or not visible to the caller
+	ECONFLICT     = "conflict"        // the request contradicts stored state
+	ETOOLARGE     = "too_large"       // a body or field over its limit
+	EUNAVAILABLE  = "unavailable"     // the server cannot serve now (shutting down, store closed)
+	EINTERNAL     = "internal"        // a bug or an infrastructure failure
+	ERESYNC       = "resync_required" // a sync cursor too old or foreign: start over with an initial sync
 )
 
 // Error is a domain error whose Message is safe to show to the client that caused it.

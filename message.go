@@ -96,6 +96,7 @@ type Store interface {
 	DeviceStore
 	ConversationStore
 	MessageStore
+	FeedStore
 	// Ping returns nil when the store is open and can take a write.
 	Ping(ctx context.Context) error
 	Close() error

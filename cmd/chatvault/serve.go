@@ -13,6 +13,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/hub"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
@@ -48,7 +49,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow)})
-	srv := cvhttp.NewServer(accounts, chatSvc, db, logger, cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes})
+	live := hub.New(db, logger)
+	db.SetEventSink(live.Publish)
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { live.Run(hubCtx); close(hubDone) }()
+	defer func() { stopHub(); <-hubDone }()
+	srv := cvhttp.NewServer(accounts, chatSvc, live, db, logger, cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes})
 	if err := srv.Listen(cfg.Listen); err != nil {
 		return err
 	}
@@ -62,6 +69,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: draining in-flight requests")
+	// Live connections and long-polls end first (each is told where to resume), so draining the
+	// ordinary requests does not wait for them.
+	stopHub()
+	<-hubDone
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -19,6 +19,7 @@ import (
 type Stores interface {
 	chatvault.ConversationStore
 	chatvault.MessageStore
+	chatvault.FeedStore
 }
 
 // Config holds the chat rules an operator may change.

@@ -25,6 +25,7 @@ type Summary struct {
 	chatvault.Conversation
 	Active      bool               `json:"active"`
 	ReadSeq     int64              `json:"read_seq"`
+	ClearedSeq  int64              `json:"cleared_seq"`
 	UnreadCount int                `json:"unread_count"` // saturates at MaxUnreadCount
 	LastMessage *chatvault.Message `json:"last_message,omitempty"`
 }
@@ -115,16 +116,8 @@ func (s *Service) Conversations(ctx context.Context, a chatvault.Actor) ([]*Summ
 	}
 	out := make([]*Summary, 0, len(ucs))
 	for _, uc := range ucs {
-		acc := &access{conv: &uc.Conversation, part: &uc.Participant}
-		sum := &Summary{Conversation: uc.Conversation, Active: uc.Participant.Active, ReadSeq: uc.Participant.ReadSeq}
-		last, err := s.read(ctx, acc, 0, 0, true, 1)
+		sum, err := s.summarize(ctx, uc)
 		if err != nil {
-			return nil, err
-		}
-		if len(last) == 1 {
-			sum.LastMessage = last[0]
-		}
-		if sum.UnreadCount, err = s.unread(ctx, acc); err != nil {
 			return nil, err
 		}
 		out = append(out, sum)
@@ -136,6 +129,33 @@ func (s *Service) Conversations(ctx context.Context, a chatvault.Actor) ([]*Summ
 		return strings.Compare(y.ID, x.ID)
 	})
 	return out, nil
+}
+
+// summarize describes one conversation as its participant has it. LastSeq is capped at what the
+// participant may see, so a former member is never told how far the conversation went on.
+func (s *Service) summarize(ctx context.Context, uc *chatvault.UserConversation) (*Summary, error) {
+	acc := &access{conv: &uc.Conversation, part: &uc.Participant}
+	sum := &Summary{Conversation: uc.Conversation, Active: uc.Participant.Active, ReadSeq: uc.Participant.ReadSeq,
+		ClearedSeq: uc.Participant.ClearedSeq}
+	if !uc.Participant.Active {
+		sum.LastSeq = 0
+		for _, sp := range uc.Participant.Spans {
+			if sp.ToSeq != nil {
+				sum.LastSeq = max(sum.LastSeq, *sp.ToSeq)
+			}
+		}
+	}
+	last, err := s.read(ctx, acc, 0, 0, true, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(last) == 1 {
+		sum.LastMessage = last[0]
+	}
+	if sum.UnreadCount, err = s.unread(ctx, acc); err != nil {
+		return nil, err
+	}
+	return sum, nil
 }
 
 // activity is when a conversation last changed as far as its member can see.
@@ -208,7 +228,7 @@ func (s *Service) MarkRead(ctx context.Context, a chatvault.Actor, convID string
 	if _, err := s.open(ctx, a, convID); err != nil {
 		return 0, err
 	}
-	return s.store.SetReadSeq(ctx, a.OrgID, convID, a.UserID, seq)
+	return s.store.SetReadSeq(ctx, a.OrgID, convID, a.UserID, seq, s.clock.Now())
 }
 
 // ClearHistory hides everything sent so far from the actor, on all their devices. The server copy
@@ -217,5 +237,5 @@ func (s *Service) ClearHistory(ctx context.Context, a chatvault.Actor, convID st
 	if _, err := s.open(ctx, a, convID); err != nil {
 		return 0, err
 	}
-	return s.store.ClearHistory(ctx, a.OrgID, convID, a.UserID)
+	return s.store.ClearHistory(ctx, a.OrgID, convID, a.UserID, s.clock.Now())
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/hub"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
@@ -64,12 +65,19 @@ func newTestServer(t *testing.T) *testServer {
 	accounts := account.NewService(db, clock)
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := cvhttp.NewServer(accounts, chatSvc, db, logger, cvhttp.Config{MaxBodyBytes: 64 << 10})
+	h := hub.New(db, logger)
+	db.SetEventSink(h.Publish)
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { h.Run(hubCtx); close(hubDone) }()
+	srv := cvhttp.NewServer(accounts, chatSvc, h, db, logger, cvhttp.Config{MaxBodyBytes: 64 << 10})
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve()
 	t.Cleanup(func() {
+		stopHub()
+		<-hubDone
 		srv.Shutdown(context.Background())
 		db.Close()
 	})

@@ -40,6 +40,9 @@ func (s *Server) routes() {
 	s.authed("GET /api/v1/conversations/{conversation_id}/messages/{message_id}/versions", s.messageVersions)
 	s.authed("POST /api/v1/conversations/{conversation_id}/messages/{message_id}/recall", s.recallMessage)
 	s.authed("POST /api/v1/conversations/{conversation_id}/messages/{message_id}/hide", s.hideMessage)
+
+	s.authed("GET /api/v1/sync", s.sync)
+	s.handle("GET /api/v1/ws", s.websocket)
 }
 
 func noContent(w http.ResponseWriter) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/hub"
 )
 
 // Config is what the transport needs to know.
@@ -39,6 +40,7 @@ type Pinger interface {
 type Server struct {
 	accounts *account.Service
 	chat     *chat.Service
+	hub      *hub.Hub
 	store    Pinger
 	logger   *slog.Logger
 	cfg      Config
@@ -50,11 +52,11 @@ type Server struct {
 }
 
 // NewServer wires the handlers.
-func NewServer(accounts *account.Service, chatSvc *chat.Service, store Pinger, logger *slog.Logger, cfg Config) *Server {
+func NewServer(accounts *account.Service, chatSvc *chat.Service, h *hub.Hub, store Pinger, logger *slog.Logger, cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{accounts: accounts, chat: chatSvc, store: store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{accounts: accounts, chat: chatSvc, hub: h, store: store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
 	s.http = &http.Server{
 		Handler:           s,
@@ -111,16 +113,25 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 // authed wraps a handler that needs a signed-in caller.
 func (s *Server) authed(pattern string, h authedFunc) {
 	s.handle(pattern, func(w http.ResponseWriter, r *http.Request) error {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			return chatvault.Errorf(chatvault.EUNAUTHORIZED, "send the device token as \"Authorization: Bearer <token>\"")
-		}
-		a, err := s.accounts.Authenticate(r.Context(), strings.TrimSpace(token))
+		a, err := s.authenticate(r, false)
 		if err != nil {
 			return err
 		}
 		return h(w, r, a)
 	})
+}
+
+// authenticate resolves the bearer token. Browsers cannot set headers on a WebSocket handshake, so
+// that one route also takes the token as ?access_token=.
+func (s *Server) authenticate(r *http.Request, allowQuery bool) (chatvault.Actor, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok && allowQuery && r.URL.Query().Has("access_token") {
+		token, ok = r.URL.Query().Get("access_token"), true
+	}
+	if !ok {
+		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "send the device token as \"Authorization: Bearer <token>\"")
+	}
+	return s.accounts.Authenticate(r.Context(), strings.TrimSpace(token))
 }
 
 // ServeHTTP adds a request id, recovers panics, and answers unknown routes and methods in JSON.

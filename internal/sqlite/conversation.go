@@ -15,7 +15,7 @@ const conversationColumns = `org_id, id, kind, title, created_by, created_at, hi
 // CreateConversation stores a conversation with its members, or finds the existing direct one.
 func (db *DB) CreateConversation(ctx context.Context, c *chatvault.Conversation, memberIDs []string) (bool, error) {
 	var created bool
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		created = false
 		if c.DirectKey != "" {
 			existing, err := scanConversation(tx.QueryRowContext(ctx,
@@ -37,11 +37,15 @@ func (db *DB) CreateConversation(ctx context.Context, c *chatvault.Conversation,
 		if err != nil {
 			return fmt.Errorf("insert conversation: %w", err)
 		}
-		if err := insertParticipant(ctx, tx, c.OrgID, c.ID, c.CreatedBy, chatvault.MemberOwner, 0, c.CreatedAt); err != nil {
+		ev, err := tx.emit(ctx, chatvault.Event{OrgID: c.OrgID, Kind: chatvault.EventCreated, ConversationID: c.ID, Subject: c.CreatedBy, At: c.CreatedAt})
+		if err != nil {
+			return err
+		}
+		if err := insertParticipant(ctx, tx, c.OrgID, c.ID, c.CreatedBy, chatvault.MemberOwner, 0, ev-1, c.CreatedAt); err != nil {
 			return err
 		}
 		for _, id := range memberIDs {
-			if err := insertParticipant(ctx, tx, c.OrgID, c.ID, id, chatvault.MemberMember, 0, c.CreatedAt); err != nil {
+			if err := insertParticipant(ctx, tx, c.OrgID, c.ID, id, chatvault.MemberMember, 0, ev-1, c.CreatedAt); err != nil {
 				return err
 			}
 		}
@@ -51,7 +55,7 @@ func (db *DB) CreateConversation(ctx context.Context, c *chatvault.Conversation,
 	return created, err
 }
 
-func requireEnabledUser(ctx context.Context, tx *sql.Tx, orgID, userID string) error {
+func requireEnabledUser(ctx context.Context, tx *wtx, orgID, userID string) error {
 	var disabled bool
 	err := tx.QueryRowContext(ctx, `SELECT disabled FROM users WHERE org_id = ? AND id = ?`, orgID, userID).Scan(&disabled)
 	if errors.Is(err, sql.ErrNoRows) || disabled {
@@ -62,14 +66,19 @@ func requireEnabledUser(ctx context.Context, tx *sql.Tx, orgID, userID string) e
 	return nil
 }
 
-func insertParticipant(ctx context.Context, tx *sql.Tx, orgID, convID, userID string, role chatvault.MemberRole, fromSeq int64, at time.Time) error {
+// insertParticipant makes a user a member from fromSeq (messages) and fromEvent (events) on.
+func insertParticipant(ctx context.Context, tx *wtx, orgID, convID, userID string, role chatvault.MemberRole, fromSeq, fromEvent int64, at time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO participants (org_id, conversation_id, user_id, role, active) VALUES (?, ?, ?, ?, 1)`,
 		orgID, convID, userID, role)
 	if err != nil {
 		return fmt.Errorf("insert participant: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO member_spans (org_id, conversation_id, user_id, from_seq, joined_at) VALUES (?, ?, ?, ?, ?)`,
-		orgID, convID, userID, fromSeq, millis(at))
+	return insertSpan(ctx, tx, orgID, convID, userID, fromSeq, fromEvent, at)
+}
+
+func insertSpan(ctx context.Context, tx *wtx, orgID, convID, userID string, fromSeq, fromEvent int64, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO member_spans (org_id, conversation_id, user_id, from_seq, from_event, joined_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		orgID, convID, userID, fromSeq, fromEvent, millis(at))
 	if err != nil {
 		return fmt.Errorf("insert member span: %w", err)
 	}
@@ -151,7 +160,7 @@ func findParticipants(ctx context.Context, q rowsQueryer, orgID, convID, userID 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT user_id, from_seq, to_seq, joined_at, left_at FROM member_spans
+	rows, err = q.QueryContext(ctx, `SELECT user_id, `+spanColumns+` FROM member_spans
 		WHERE org_id = ? AND conversation_id = ?`+filter+` ORDER BY user_id, from_seq`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query member spans: %w", err)
@@ -170,15 +179,20 @@ func findParticipants(ctx context.Context, q rowsQueryer, orgID, convID, userID 
 	return out, rows.Err()
 }
 
+const spanColumns = `from_seq, to_seq, from_event, to_event, joined_at, left_at`
+
 func scanSpan(s scanner, key *string) (chatvault.MemberSpan, error) {
 	var span chatvault.MemberSpan
-	var to, left sql.NullInt64
+	var to, toEvent, left sql.NullInt64
 	var joined int64
-	if err := s.Scan(key, &span.FromSeq, &to, &joined, &left); err != nil {
+	if err := s.Scan(key, &span.FromSeq, &to, &span.FromEvent, &toEvent, &joined, &left); err != nil {
 		return span, fmt.Errorf("scan member span: %w", err)
 	}
 	if to.Valid {
 		span.ToSeq = &to.Int64
+	}
+	if toEvent.Valid {
+		span.ToEvent = &toEvent.Int64
 	}
 	span.JoinedAt = fromMillis(joined)
 	span.LeftAt = fromNullMillis(left)
@@ -215,7 +229,7 @@ func (db *DB) FindUserConversations(ctx context.Context, orgID, userID string) (
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = db.read.QueryContext(ctx, `SELECT conversation_id, from_seq, to_seq, joined_at, left_at FROM member_spans
+	rows, err = db.read.QueryContext(ctx, `SELECT conversation_id, `+spanColumns+` FROM member_spans
 		WHERE org_id = ? AND user_id = ? ORDER BY conversation_id, from_seq`, orgID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("query member spans: %w", err)
@@ -237,7 +251,7 @@ func (db *DB) FindUserConversations(ctx context.Context, orgID, userID string) (
 // AddMembers starts membership spans for users who are not active members.
 func (db *DB) AddMembers(ctx context.Context, orgID, convID string, userIDs []string, at time.Time) ([]string, error) {
 	var added []string
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		added = nil
 		c, err := findGroup(ctx, tx, orgID, convID)
 		if err != nil {
@@ -260,7 +274,7 @@ func (db *DB) AddMembers(ctx context.Context, orgID, convID string, userIDs []st
 	return added, err
 }
 
-func findGroup(ctx context.Context, tx *sql.Tx, orgID, convID string) (*chatvault.Conversation, error) {
+func findGroup(ctx context.Context, tx *wtx, orgID, convID string) (*chatvault.Conversation, error) {
 	c, err := findConversation(ctx, tx, orgID, convID)
 	if err != nil {
 		return nil, err
@@ -271,39 +285,43 @@ func findGroup(ctx context.Context, tx *sql.Tx, orgID, convID string) (*chatvaul
 	return c, nil
 }
 
-// addMember opens a span for the user. A member who left and comes back before anything was sent
-// gets their old span reopened, so spans never overlap or duplicate.
-func addMember(ctx context.Context, tx *sql.Tx, c *chatvault.Conversation, userID string, at time.Time) (bool, error) {
+// addMember opens a span for the user and announces the join. A member who left and comes back
+// before anything was sent gets their old span reopened, so spans never overlap or duplicate.
+func addMember(ctx context.Context, tx *wtx, c *chatvault.Conversation, userID string, at time.Time) (bool, error) {
 	var active bool
 	err := tx.QueryRowContext(ctx, `SELECT active FROM participants WHERE org_id = ? AND conversation_id = ? AND user_id = ?`,
 		c.OrgID, c.ID, userID).Scan(&active)
-	if errors.Is(err, sql.ErrNoRows) {
-		from := c.LastSeq
-		if c.HistoryVisibleToNewMembers {
-			from = 0
-		}
-		return true, insertParticipant(ctx, tx, c.OrgID, c.ID, userID, chatvault.MemberMember, from, at)
-	} else if err != nil {
+	known := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return false, fmt.Errorf("query participant: %w", err)
 	}
 	if active {
 		return false, nil
+	}
+	ev, err := tx.emit(ctx, chatvault.Event{OrgID: c.OrgID, Kind: chatvault.EventMemberJoined, ConversationID: c.ID, Subject: userID, Seq: c.LastSeq, At: at})
+	if err != nil {
+		return false, err
+	}
+	from := c.LastSeq
+	if c.HistoryVisibleToNewMembers {
+		from = 0
+	}
+	if !known {
+		return true, insertParticipant(ctx, tx, c.OrgID, c.ID, userID, chatvault.MemberMember, from, ev-1, at)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE participants SET active = 1 WHERE org_id = ? AND conversation_id = ? AND user_id = ?`,
 		c.OrgID, c.ID, userID); err != nil {
 		return false, fmt.Errorf("reactivate participant: %w", err)
 	}
 	if c.HistoryVisibleToNewMembers {
-		// Everything is visible again: one open span from the start replaces the old ones.
+		// Every message is visible again: one open span from the start replaces the old ones.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM member_spans WHERE org_id = ? AND conversation_id = ? AND user_id = ?`,
 			c.OrgID, c.ID, userID); err != nil {
 			return false, fmt.Errorf("delete member spans: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO member_spans (org_id, conversation_id, user_id, from_seq, joined_at) VALUES (?, ?, ?, 0, ?)`,
-			c.OrgID, c.ID, userID, millis(at))
-		return true, err
+		return true, insertSpan(ctx, tx, c.OrgID, c.ID, userID, 0, ev-1, at)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE member_spans SET to_seq = NULL, left_at = NULL
+	res, err := tx.ExecContext(ctx, `UPDATE member_spans SET to_seq = NULL, to_event = NULL, left_at = NULL
 		WHERE org_id = ? AND conversation_id = ? AND user_id = ? AND to_seq = ?`, c.OrgID, c.ID, userID, c.LastSeq)
 	if err != nil {
 		return false, fmt.Errorf("reopen member span: %w", err)
@@ -311,17 +329,12 @@ func addMember(ctx context.Context, tx *sql.Tx, c *chatvault.Conversation, userI
 	if n, _ := res.RowsAffected(); n > 0 {
 		return true, nil
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO member_spans (org_id, conversation_id, user_id, from_seq, joined_at) VALUES (?, ?, ?, ?, ?)`,
-		c.OrgID, c.ID, userID, c.LastSeq, millis(at))
-	if err != nil {
-		return false, fmt.Errorf("insert member span: %w", err)
-	}
-	return true, nil
+	return true, insertSpan(ctx, tx, c.OrgID, c.ID, userID, from, ev-1, at)
 }
 
 // RemoveMember closes the user's open span at the conversation's last seq.
 func (db *DB) RemoveMember(ctx context.Context, orgID, convID, userID string, at time.Time) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		c, err := findGroup(ctx, tx, orgID, convID)
 		if err != nil {
 			return err
@@ -334,8 +347,12 @@ func (db *DB) RemoveMember(ctx context.Context, orgID, convID, userID string, at
 		if n, _ := res.RowsAffected(); n == 0 {
 			return chatvault.Errorf(chatvault.ENOTFOUND, "user %s is not a member of this conversation", userID)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE member_spans SET to_seq = ?, left_at = ?
-			WHERE org_id = ? AND conversation_id = ? AND user_id = ? AND to_seq IS NULL`, c.LastSeq, millis(at), orgID, convID, userID)
+		ev, err := tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventMemberLeft, ConversationID: convID, Subject: userID, Seq: c.LastSeq, At: at})
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE member_spans SET to_seq = ?, to_event = ?, left_at = ?
+			WHERE org_id = ? AND conversation_id = ? AND user_id = ? AND to_seq IS NULL`, c.LastSeq, ev, millis(at), orgID, convID, userID)
 		if err != nil {
 			return fmt.Errorf("close member span: %w", err)
 		}
@@ -343,26 +360,38 @@ func (db *DB) RemoveMember(ctx context.Context, orgID, convID, userID string, at
 	})
 }
 
-// SetReadSeq raises the read marker, never past the last seq.
-func (db *DB) SetReadSeq(ctx context.Context, orgID, convID, userID string, seq int64) (int64, error) {
+// SetReadSeq raises the read marker, never past the last seq, and tells the user's other devices.
+func (db *DB) SetReadSeq(ctx context.Context, orgID, convID, userID string, seq int64, at time.Time) (int64, error) {
 	var out int64
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE participants SET read_seq = MAX(read_seq,
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		var before int64
+		err := tx.QueryRowContext(ctx, `SELECT read_seq FROM participants WHERE org_id = ? AND conversation_id = ? AND user_id = ?`,
+			orgID, convID, userID).Scan(&before)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
+		} else if err != nil {
+			return fmt.Errorf("query read marker: %w", err)
+		}
+		err = tx.QueryRowContext(ctx, `UPDATE participants SET read_seq = MAX(read_seq,
 				MIN(?, (SELECT last_seq FROM conversations WHERE org_id = ? AND id = ?)))
 			WHERE org_id = ? AND conversation_id = ? AND user_id = ? RETURNING read_seq`,
 			seq, orgID, convID, orgID, convID, userID).Scan(&out)
-		if errors.Is(err, sql.ErrNoRows) {
-			return chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
+		if err != nil {
+			return fmt.Errorf("set read marker: %w", err)
 		}
+		if out == before {
+			return nil
+		}
+		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventRead, ConversationID: convID, Subject: userID, Seq: out, At: at})
 		return err
 	})
 	return out, err
 }
 
 // ClearHistory raises the cleared marker (and the read marker) to the last seq.
-func (db *DB) ClearHistory(ctx context.Context, orgID, convID, userID string) (int64, error) {
+func (db *DB) ClearHistory(ctx context.Context, orgID, convID, userID string, at time.Time) (int64, error) {
 	var out int64
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE participants
 			SET cleared_seq = MAX(cleared_seq, (SELECT last_seq FROM conversations WHERE org_id = ? AND id = ?)),
 			    read_seq = MAX(read_seq, (SELECT last_seq FROM conversations WHERE org_id = ? AND id = ?))
@@ -370,7 +399,10 @@ func (db *DB) ClearHistory(ctx context.Context, orgID, convID, userID string) (i
 			orgID, convID, orgID, convID, orgID, convID, userID).Scan(&out)
 		if errors.Is(err, sql.ErrNoRows) {
 			return chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
+		} else if err != nil {
+			return fmt.Errorf("clear history: %w", err)
 		}
+		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventCleared, ConversationID: convID, Subject: userID, Seq: out, At: at})
 		return err
 	})
 	return out, err

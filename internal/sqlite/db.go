@@ -44,6 +44,7 @@ type DB struct {
 	closed  bool
 
 	stmts statements
+	sink  chatvault.EventSink
 }
 
 var _ chatvault.Store = (*DB)(nil)
@@ -118,7 +119,7 @@ func (db *DB) Close() error {
 
 // Ping checks that the database is open and that the write lock can be taken.
 func (db *DB) Ping(ctx context.Context) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, "SELECT 1")
 		return err
 	})

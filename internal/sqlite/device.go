@@ -12,7 +12,7 @@ import (
 
 // CreateDevice stores a new device and its token hash.
 func (db *DB) CreateDevice(ctx context.Context, d *chatvault.Device) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO devices (org_id, user_id, id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			d.OrgID, d.UserID, d.ID, d.Name, d.TokenHash, millis(d.CreatedAt))
 		if err != nil {
@@ -45,7 +45,7 @@ func (db *DB) FindDevices(ctx context.Context, orgID, userID string) ([]*chatvau
 
 // RevokeDevice marks a live device revoked; its token stops resolving to a usable session at once.
 func (db *DB) RevokeDevice(ctx context.Context, orgID, userID, deviceID string, at time.Time) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE devices SET revoked_at = ? WHERE org_id = ? AND user_id = ? AND id = ? AND revoked_at IS NULL`,
 			millis(at), orgID, userID, deviceID)
 		if err != nil {
@@ -54,7 +54,8 @@ func (db *DB) RevokeDevice(ctx context.Context, orgID, userID, deviceID string, 
 		if n, _ := res.RowsAffected(); n == 0 {
 			return chatvault.Errorf(chatvault.ENOTFOUND, "device %s not found", deviceID)
 		}
-		return nil
+		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventDeviceRevoked, Subject: userID, DeviceID: deviceID, At: at})
+		return err
 	})
 }
 

@@ -17,7 +17,7 @@ const messageColumns = `org_id, conversation_id, seq, id, sender_id, client_msg_
 // client_msg_id. It returns after the commit that holds m is on disk.
 func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, error) {
 	var created bool
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		created = false
 		if m.ClientMsgID != "" {
 			prior, err := scanMessage(tx.StmtContext(ctx, db.stmts.byClientID).QueryRowContext(ctx, m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID))
@@ -44,7 +44,11 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 				return fmt.Errorf("query reply_to: %w", err)
 			}
 		}
-		if err := tx.StmtContext(ctx, db.stmts.nextSeq).QueryRowContext(ctx, m.OrgID, m.ConversationID).Scan(&m.Seq); err != nil {
+		ev, err := tx.nextEventID(ctx)
+		if err != nil {
+			return err
+		}
+		if err := tx.StmtContext(ctx, db.stmts.nextSeq).QueryRowContext(ctx, ev, m.OrgID, m.ConversationID).Scan(&m.Seq); err != nil {
 			return fmt.Errorf("allocate seq: %w", err)
 		}
 		m.Version, m.State = 1, chatvault.StateLive
@@ -53,6 +57,9 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
+		copied := *m
+		tx.events = append(tx.events, chatvault.Event{ID: ev, OrgID: m.OrgID, Kind: chatvault.EventMessage, ConversationID: m.ConversationID,
+			Seq: m.Seq, MessageID: m.ID, At: m.SentAt, Message: &copied})
 		created = true
 		return nil
 	})
@@ -112,7 +119,7 @@ func (db *DB) CountMessages(ctx context.Context, orgID, convID string, q chatvau
 // EditMessage keeps the current text as a version and replaces it.
 func (db *DB) EditMessage(ctx context.Context, orgID, convID string, seq int64, expectVersion int, text string, at time.Time) (*chatvault.Message, error) {
 	var out *chatvault.Message
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		m, err := findMessage(ctx, tx, `seq = ?`, orgID, convID, seq)
 		if err != nil {
 			return err
@@ -134,7 +141,8 @@ func (db *DB) EditMessage(ctx context.Context, orgID, convID string, seq int64, 
 		}
 		m.Text, m.Version, m.EditedAt = text, m.Version+1, &at
 		out = m
-		return nil
+		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventEdited, ConversationID: convID, Subject: m.SenderID, Seq: seq, MessageID: m.ID, At: at})
+		return err
 	})
 	return out, err
 }
@@ -142,7 +150,7 @@ func (db *DB) EditMessage(ctx context.Context, orgID, convID string, seq int64, 
 // RecallMessage marks a live message recalled. The body stays on the server until retention decides.
 func (db *DB) RecallMessage(ctx context.Context, orgID, convID string, seq int64, at time.Time) (*chatvault.Message, error) {
 	var out *chatvault.Message
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = ?, state_at = ? WHERE org_id = ? AND conversation_id = ? AND seq = ? AND state = ?`,
 			chatvault.StateRecalled, millis(at), orgID, convID, seq, chatvault.StateLive)
 		if err != nil {
@@ -151,7 +159,10 @@ func (db *DB) RecallMessage(ctx context.Context, orgID, convID string, seq int64
 		if n, _ := res.RowsAffected(); n == 0 {
 			return chatvault.Errorf(chatvault.ECONFLICT, "only a live message can be recalled")
 		}
-		out, err = findMessage(ctx, tx, `seq = ?`, orgID, convID, seq)
+		if out, err = findMessage(ctx, tx, `seq = ?`, orgID, convID, seq); err != nil {
+			return err
+		}
+		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventRecalled, ConversationID: convID, Subject: out.SenderID, Seq: seq, MessageID: out.ID, At: at})
 		return err
 	})
 	return out, err
@@ -181,13 +192,17 @@ func (db *DB) FindMessageVersions(ctx context.Context, orgID, convID string, seq
 
 // HideMessage hides a message from one user.
 func (db *DB) HideMessage(ctx context.Context, orgID, convID, userID string, seq int64, at time.Time) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO hidden_messages (org_id, conversation_id, user_id, seq, hidden_at) VALUES (?, ?, ?, ?, ?)`,
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO hidden_messages (org_id, conversation_id, user_id, seq, hidden_at) VALUES (?, ?, ?, ?, ?)`,
 			orgID, convID, userID, seq, millis(at))
 		if err != nil {
 			return fmt.Errorf("hide message: %w", err)
 		}
-		return nil
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // hidden already: nothing changes, nothing to tell
+		}
+		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventHidden, ConversationID: convID, Subject: userID, Seq: seq, At: at})
+		return err
 	})
 }
 

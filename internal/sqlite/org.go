@@ -11,7 +11,7 @@ import (
 
 // CreateOrg creates the org and its first admin in one transaction.
 func (db *DB) CreateOrg(ctx context.Context, org *chatvault.Org, admin *chatvault.User) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO orgs (id, slug, name, created_at) VALUES (?, ?, ?, ?)`,
 			org.ID, org.Slug, org.Name, millis(org.CreatedAt))
 		if isUniqueViolation(err) {

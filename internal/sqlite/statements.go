@@ -19,6 +19,7 @@ type statements struct {
 	messageExists *sql.Stmt
 	nextSeq       *sql.Stmt
 	insertMessage *sql.Stmt
+	nextEvent     *sql.Stmt
 
 	all []*sql.Stmt
 }
@@ -55,7 +56,8 @@ func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 		WHERE org_id = ? AND conversation_id = ? AND sender_id = ? AND client_msg_id = ?`)
 	s.activeMember = prep(write, `SELECT active FROM participants WHERE org_id = ? AND conversation_id = ? AND user_id = ?`)
 	s.messageExists = prep(write, `SELECT 1 FROM messages WHERE org_id = ? AND conversation_id = ? AND id = ?`)
-	s.nextSeq = prep(write, `UPDATE conversations SET last_seq = last_seq + 1 WHERE org_id = ? AND id = ? RETURNING last_seq`)
+	s.nextSeq = prep(write, `UPDATE conversations SET last_seq = last_seq + 1, last_event_id = ? WHERE org_id = ? AND id = ? RETURNING last_seq`)
+	s.nextEvent = prep(write, `UPDATE counters SET value = value + 1 WHERE name = 'event' RETURNING value`)
 	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if len(errs) > 0 {

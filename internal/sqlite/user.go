@@ -14,10 +14,10 @@ const userColumns = `org_id, id, username, display_name, roles, disabled, passwo
 
 // CreateUser inserts a user.
 func (db *DB) CreateUser(ctx context.Context, u *chatvault.User) error {
-	return db.update(ctx, func(ctx context.Context, tx *sql.Tx) error { return insertUser(ctx, tx, u) })
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error { return insertUser(ctx, tx, u) })
 }
 
-func insertUser(ctx context.Context, tx *sql.Tx, u *chatvault.User) error {
+func insertUser(ctx context.Context, tx *wtx, u *chatvault.User) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.OrgID, u.ID, u.Username, u.DisplayName, joinRoles(u.Roles), u.Disabled, u.PasswordHash, millis(u.CreatedAt))
 	if isUniqueViolation(err) {
@@ -72,7 +72,7 @@ func (db *DB) FindUsers(ctx context.Context, orgID string, f chatvault.UserFilte
 // UpdateUser applies the set fields of upd.
 func (db *DB) UpdateUser(ctx context.Context, orgID, userID string, upd chatvault.UserUpdate) (*chatvault.User, error) {
 	var out *chatvault.User
-	err := db.update(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		u, err := findUser(ctx, tx, `org_id = ? AND id = ?`, orgID, userID)
 		if err != nil {
 			return err
@@ -95,7 +95,10 @@ func (db *DB) UpdateUser(ctx context.Context, orgID, userID string, upd chatvaul
 			return fmt.Errorf("update user: %w", err)
 		}
 		out = u
-		return nil
+		if u.Disabled {
+			_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventUserDisabled, Subject: userID})
+		}
+		return err
 	})
 	return out, err
 }

@@ -18,7 +18,63 @@ type writeReq struct {
 // A writeFunc runs inside the writer's transaction. It must use the context it is given, never its
 // caller's: cancelling a statement inside a shared transaction would make SQLite roll back the
 // whole batch, other callers' writes included.
-type writeFunc func(ctx context.Context, tx *sql.Tx) error
+type writeFunc func(ctx context.Context, tx *wtx) error
+
+// wtx is one request's view of the batch transaction: the transaction, plus the events the
+// request emits, which are published only if its part of the batch commits.
+type wtx struct {
+	*sql.Tx
+	db     *DB
+	events []chatvault.Event
+}
+
+// nextEventID takes the next number from the event counter.
+func (tx *wtx) nextEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := tx.StmtContext(ctx, tx.db.stmts.nextEvent).QueryRowContext(ctx).Scan(&id); err != nil {
+		return 0, fmt.Errorf("allocate event id: %w", err)
+	}
+	return id, nil
+}
+
+// emit numbers an event, records it where sync will look for it, and queues it for the sink.
+// New messages are recorded by AppendMessage itself (they move last_event_id, no row is written);
+// revocations are only published, since they matter only to live connections.
+func (tx *wtx) emit(ctx context.Context, ev chatvault.Event) (int64, error) {
+	switch ev.Kind {
+	case chatvault.EventDeviceRevoked, chatvault.EventUserDisabled:
+		tx.events = append(tx.events, ev)
+		return 0, nil
+	}
+	id, err := tx.nextEventID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ev.ID = id
+	var forUser sql.NullString
+	if ev.PerUser() {
+		forUser = nullString(ev.Subject)
+		_, err = tx.ExecContext(ctx, `UPDATE participants SET changed_event_id = ? WHERE org_id = ? AND conversation_id = ? AND user_id = ?`,
+			id, ev.OrgID, ev.ConversationID, ev.Subject)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE conversations SET last_event_id = ? WHERE org_id = ? AND id = ?`, id, ev.OrgID, ev.ConversationID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("record event: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, ev.OrgID, ev.ConversationID, id, ev.Kind, forUser, nullString(ev.Subject),
+		sql.NullInt64{Int64: ev.Seq, Valid: ev.Seq > 0}, nullString(ev.MessageID), millis(ev.At))
+	if err != nil {
+		return 0, fmt.Errorf("insert event: %w", err)
+	}
+	tx.events = append(tx.events, ev)
+	return id, nil
+}
+
+// SetEventSink sets the function that receives each committed batch's events in commit order.
+// Call it before the store takes writes.
+func (db *DB) SetEventSink(sink chatvault.EventSink) { db.sink = sink }
 
 // update runs fn in a write transaction and returns once that transaction is durably committed (or
 // fn failed, in which case nothing fn did is kept). Concurrent calls share transactions and fsyncs:
@@ -62,11 +118,14 @@ func (db *DB) writer() {
 	}
 }
 
-// commit runs a batch in one transaction. Each request runs inside its own savepoint so that one
-// failing request rolls back only its own changes; the commit (one fsync) acknowledges them all.
+// commit runs a batch in one transaction, publishes its events, then answers every caller. The
+// events go out before the answers, so a client that sends and then syncs finds its own message.
 func (db *DB) commit(batch []*writeReq) {
 	results := make([]error, len(batch))
-	err := db.commitBatch(batch, results)
+	events, err := db.commitBatch(batch, results)
+	if err == nil && len(events) > 0 && db.sink != nil {
+		db.sink(events)
+	}
 	for i, r := range batch {
 		if err != nil && results[i] == nil {
 			results[i] = err
@@ -75,42 +134,48 @@ func (db *DB) commit(batch []*writeReq) {
 	}
 }
 
-func (db *DB) commitBatch(batch []*writeReq, results []error) error {
+// commitBatch runs each request inside its own savepoint, so one failing request rolls back only
+// its own changes; the commit (one fsync) makes them all durable.
+func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event, error) {
 	tx, err := db.write.Begin()
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
+	var events []chatvault.Event
 	single := len(batch) == 1
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
+		w := &wtx{Tx: tx, db: db}
 		if single {
-			results[i] = r.fn(context.Background(), tx)
+			if results[i] = r.fn(context.Background(), w); results[i] != nil {
+				tx.Rollback()
+				return nil, nil
+			}
+			events = w.events
 			continue
 		}
 		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("savepoint: %w", err)
+			return nil, fmt.Errorf("savepoint: %w", err)
 		}
-		if results[i] = r.fn(context.Background(), tx); results[i] != nil {
+		if results[i] = r.fn(context.Background(), w); results[i] != nil {
 			if _, err := tx.Exec("ROLLBACK TO w"); err != nil {
 				tx.Rollback()
-				return fmt.Errorf("rollback to savepoint: %w", err)
+				return nil, fmt.Errorf("rollback to savepoint: %w", err)
 			}
+		} else {
+			events = append(events, w.events...)
 		}
 		if _, err := tx.Exec("RELEASE w"); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("release savepoint: %w", err)
+			return nil, fmt.Errorf("release savepoint: %w", err)
 		}
 	}
-	if single && results[0] != nil {
-		tx.Rollback()
-		return nil
-	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
-	return nil
+	return events, nil
 }

@@ -518,12 +518,12 @@ func testMarkers(t *testing.T, s chatvault.Store) {
 		f.send(t, c, 0, "m")
 	}
 	for _, tc := range []struct{ set, want int64 }{{3, 3}, {2, 3}, {99, 5}} {
-		if got, err := s.SetReadSeq(ctx, f.org.ID, c.ID, f.users[1].ID, tc.set); err != nil || got != tc.want {
+		if got, err := s.SetReadSeq(ctx, f.org.ID, c.ID, f.users[1].ID, tc.set, t0); err != nil || got != tc.want {
 			t.Fatalf("SetReadSeq(%d) = %d, %v; want %d (never lower, never past last seq)", tc.set, got, err, tc.want)
 		}
 	}
 	f.send(t, c, 0, "m")
-	cleared, err := s.ClearHistory(ctx, f.org.ID, c.ID, f.users[1].ID)
+	cleared, err := s.ClearHistory(ctx, f.org.ID, c.ID, f.users[1].ID, t0)
 	if err != nil || cleared != 6 {
 		t.Fatalf("ClearHistory() = %d, %v; want 6", cleared, err)
 	}
@@ -531,7 +531,7 @@ func testMarkers(t *testing.T, s chatvault.Store) {
 	if p.ClearedSeq != 6 || p.ReadSeq != 6 || p.Sees(6) {
 		t.Fatalf("after clear, participant = %+v; want cleared and read at 6", p)
 	}
-	_, err = s.SetReadSeq(ctx, f.org.ID, id(), f.users[1].ID, 1)
+	_, err = s.SetReadSeq(ctx, f.org.ID, id(), f.users[1].ID, 1, t0)
 	wantCode(t, "SetReadSeq(unknown conversation)", err, chatvault.ENOTFOUND)
 }
 

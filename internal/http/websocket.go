@@ -1,0 +1,189 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/coder/websocket"
+)
+
+// WebSocket close codes beyond the standard ones, so a client knows what to do next.
+const (
+	CloseSignedOut    websocket.StatusCode = 4001 // the device was revoked or the account disabled: sign in again
+	CloseSlowConsumer websocket.StatusCode = 4008 // the client fell behind: resume with GET /sync?since=<cursor in the reason>
+	CloseResync       websocket.StatusCode = 4010 // the cursor is unusable: reconnect without since
+)
+
+// Live connection limits.
+const (
+	wsQueue        = 256              // events waiting for one connection before it is a slow consumer
+	wsPingInterval = 30 * time.Second // keepalive
+	wsWriteTimeout = 10 * time.Second
+)
+
+// WSFrame is every frame the server sends on /api/v1/ws. Type says which fields are set:
+// "sync" (Sync), "message" (Message and Cursor), "ack" (ClientMsgID and Message), "error"
+// (ClientMsgID when the error answers a send, and Error).
+type WSFrame struct {
+	Type        string             `json:"type"`
+	Cursor      string             `json:"cursor,omitempty"`
+	Sync        *chat.SyncResult   `json:"sync,omitempty"`
+	Message     *chatvault.Message `json:"message,omitempty"`
+	ClientMsgID string             `json:"client_msg_id,omitempty"`
+	Created     bool               `json:"created,omitempty"`
+	Error       *ErrorDetail       `json:"error,omitempty"`
+}
+
+// WSSend is the frame a client sends to post a message; the same rules as POST .../messages apply.
+type WSSend struct {
+	Type           string `json:"type"` // "send"
+	ConversationID string `json:"conversation_id"`
+	ClientMsgID    string `json:"client_msg_id"`
+	Text           string `json:"text"`
+	ReplyTo        string `json:"reply_to"`
+}
+
+// websocket serves GET /api/v1/ws[?since=CURSOR]: first a sync frame (initial, or the changes after
+// since), then every change as it commits, in order; it accepts sends.
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.authenticate(r, true)
+	if err != nil {
+		return err
+	}
+	var since int64 = -1
+	if r.URL.Query().Has("since") {
+		if since, err = chat.DecodeCursor(r.URL.Query().Get("since")); err != nil {
+			return err
+		}
+	}
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return nil // Accept has answered the client
+	}
+	conn.SetReadLimit(s.cfg.MaxBodyBytes)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+
+	// Subscribe before the first sync, so nothing committed in between is missed.
+	sub := s.hub.Subscribe(a, wsQueue, false)
+	defer sub.Close()
+	var first *chat.SyncResult
+	if since < 0 {
+		first, err = s.chat.InitialSync(ctx, a)
+	} else {
+		first, err = s.chat.Sync(ctx, a, since)
+	}
+	if err != nil {
+		if chatvault.ErrorCode(err) == chatvault.ERESYNC {
+			conn.Close(CloseResync, "cursor unusable: reconnect without since")
+		} else {
+			conn.Close(websocket.StatusInternalError, "sync failed")
+		}
+		return nil
+	}
+	cursor, _ := chat.DecodeCursor(first.Cursor)
+	if err := writeFrame(ctx, conn, WSFrame{Type: "sync", Cursor: first.Cursor, Sync: first}); err != nil {
+		return nil
+	}
+
+	go s.wsReader(ctx, cancel, conn, a, bearer(r))
+	ping := time.NewTicker(wsPingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case ev := <-sub.C:
+			if ev.ID <= cursor {
+				continue // already covered by a sync frame
+			}
+			frame := WSFrame{Type: "message", Cursor: chat.EncodeCursor(ev.ID), Message: ev.Message}
+			if ev.Kind != chatvault.EventMessage {
+				res, err := s.chat.Sync(ctx, a, cursor)
+				if err != nil {
+					conn.Close(websocket.StatusInternalError, "sync failed")
+					return nil
+				}
+				frame = WSFrame{Type: "sync", Cursor: res.Cursor, Sync: res}
+			}
+			if err := writeFrame(ctx, conn, frame); err != nil {
+				return nil
+			}
+			cursor, _ = chat.DecodeCursor(frame.Cursor)
+		case <-sub.Done():
+			switch reason := sub.Reason(); reason {
+			case "slow consumer":
+				conn.Close(CloseSlowConsumer, "slow consumer: resume with since="+chat.EncodeCursor(cursor))
+			case "server shutting down":
+				conn.Close(websocket.StatusGoingAway, "server shutting down: resume with since="+chat.EncodeCursor(cursor))
+			default:
+				conn.Close(CloseSignedOut, reason)
+			}
+			return nil
+		case <-ping.C:
+			pctx, pcancel := context.WithTimeout(ctx, wsWriteTimeout)
+			err := conn.Ping(pctx)
+			pcancel()
+			if err != nil {
+				conn.Close(websocket.StatusGoingAway, "ping timeout")
+				return nil
+			}
+		case <-ctx.Done():
+			conn.CloseNow()
+			return nil
+		}
+	}
+}
+
+// wsReader handles the frames a client sends. It ends the connection when the client does.
+func (s *Server) wsReader(ctx context.Context, cancel context.CancelFunc, conn *websocket.Conn, a chatvault.Actor, token string) {
+	defer cancel()
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return
+		}
+		var req WSSend
+		if err := DecodeBody(data, &req); err != nil {
+			writeFrame(ctx, conn, errorFrame("", err))
+			continue
+		}
+		if req.Type != "send" {
+			writeFrame(ctx, conn, errorFrame(req.ClientMsgID, chatvault.Invalidf("type", "the only frame a client sends is {\"type\": \"send\", ...}")))
+			continue
+		}
+		// The token is checked again for every send, as for every REST request: a device revoked
+		// mid-connection cannot send even before the hub closes its socket.
+		if _, err := s.accounts.Authenticate(ctx, token); err != nil {
+			writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
+			return
+		}
+		m, created, err := s.chat.Send(ctx, a, req.ConversationID, chat.SendRequest{ClientMsgID: req.ClientMsgID, Text: req.Text, ReplyTo: req.ReplyTo})
+		if err != nil {
+			writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
+			continue
+		}
+		writeFrame(ctx, conn, WSFrame{Type: "ack", ClientMsgID: req.ClientMsgID, Created: created, Message: m})
+	}
+}
+
+func errorFrame(clientMsgID string, err error) WSFrame {
+	return WSFrame{Type: "error", ClientMsgID: clientMsgID, Error: &ErrorDetail{Code: chatvault.ErrorCode(err),
+		Message: chatvault.ErrorMessage(err), Field: chatvault.ErrorField(err)}}
+}
+
+func writeFrame(ctx context.Context, conn *websocket.Conn, f WSFrame) error {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+	defer cancel()
+	if err := conn.Write(ctx, websocket.MessageText, data); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
