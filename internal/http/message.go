@@ -47,6 +47,21 @@ func ParsePage(r *http.Request) (chat.Page, error) {
 	if p.Around, err = QueryInt(q, "around_seq", math.MaxInt64); err != nil {
 		return p, err
 	}
+	// A page has one anchor. Reject a second one here, naming it, rather than hand on a page
+	// whose meaning depends on which anchor the service happens to look at first.
+	anchor := ""
+	for _, a := range []struct {
+		name string
+		val  *int64
+	}{{"before_seq", p.Before}, {"after_seq", p.After}, {"around_seq", p.Around}} {
+		if a.val == nil {
+			continue
+		}
+		if anchor != "" {
+			return chat.Page{}, chatvault.Invalidf(a.name, "give at most one of before_seq, after_seq and around_seq, not both %s and %s", anchor, a.name)
+		}
+		anchor = a.name
+	}
 	limit, err := QueryInt(q, "limit", chat.MaxPageLimit)
 	if err != nil {
 		return p, err

@@ -66,6 +66,8 @@ func NewServer(accounts *account.Service, chatSvc *chat.Service, h *hub.Hub, sto
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Handlers that take over a connection (WebSocket) need the socket itself.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, netConnKey{}, c) },
 	}
 	return s
 }
@@ -183,6 +185,8 @@ func (p *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (p *statusRecorder) WriteHeader(status int)      { p.status = status }
 
 type requestIDKey struct{}
+
+type netConnKey struct{}
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -24,6 +25,9 @@ const (
 	wsQueue        = 256              // events waiting for one connection before it is a slow consumer
 	wsPingInterval = 30 * time.Second // keepalive
 	wsWriteTimeout = 10 * time.Second
+	// wsSendBuffer caps the kernel's send buffer of a live connection. Left alone, Linux grows it to
+	// 4 MiB for a client that stops reading, and the bounded queue would bound nothing.
+	wsSendBuffer = 64 << 10
 )
 
 // WSFrame is every frame the server sends on /api/v1/ws. Type says which fields are set:
@@ -61,6 +65,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	if tc, ok := r.Context().Value(netConnKey{}).(*net.TCPConn); ok {
+		tc.SetWriteBuffer(wsSendBuffer)
+	}
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return nil // Accept has answered the client
@@ -95,6 +102,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	ping := time.NewTicker(wsPingInterval)
 	defer ping.Stop()
 	for {
+		// A dropped subscription wins over queued events: the client is told where to resume.
+		select {
+		case <-sub.Done():
+			closeForReason(conn, sub.Reason(), cursor)
+			return nil
+		default:
+		}
 		select {
 		case ev := <-sub.C:
 			if ev.ID <= cursor {
@@ -114,14 +128,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 			}
 			cursor, _ = chat.DecodeCursor(frame.Cursor)
 		case <-sub.Done():
-			switch reason := sub.Reason(); reason {
-			case "slow consumer":
-				conn.Close(CloseSlowConsumer, "slow consumer: resume with since="+chat.EncodeCursor(cursor))
-			case "server shutting down":
-				conn.Close(websocket.StatusGoingAway, "server shutting down: resume with since="+chat.EncodeCursor(cursor))
-			default:
-				conn.Close(CloseSignedOut, reason)
-			}
+			closeForReason(conn, sub.Reason(), cursor)
 			return nil
 		case <-ping.C:
 			pctx, pcancel := context.WithTimeout(ctx, wsWriteTimeout)
@@ -135,6 +142,20 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 			conn.CloseNow()
 			return nil
 		}
+	}
+}
+
+// closeForReason ends a connection whose subscription the hub dropped. A client so far behind that
+// even the close frame cannot be written within wsWriteTimeout is cut off; it resumes from the
+// last cursor it received.
+func closeForReason(conn *websocket.Conn, reason string, cursor int64) {
+	switch reason {
+	case "slow consumer":
+		conn.Close(CloseSlowConsumer, "slow consumer: resume with since="+chat.EncodeCursor(cursor))
+	case "server shutting down":
+		conn.Close(websocket.StatusGoingAway, "server shutting down: resume with since="+chat.EncodeCursor(cursor))
+	default:
+		conn.Close(CloseSignedOut, reason)
 	}
 }
 

@@ -1,0 +1,135 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"reflect"
+	"testing"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/chat"
+)
+
+// requestBodies makes a fresh zero value of every request body the API decodes.
+var requestBodies = []func() any{
+	func() any { return new(LoginRequest) },
+	func() any { return new(CreateUserRequest) },
+	func() any { return new(CreateConversationRequest) },
+	func() any { return new(MembersRequest) },
+	func() any { return new(ReadRequest) },
+	func() any { return new(SendMessageRequest) },
+	func() any { return new(EditMessageRequest) },
+	func() any { return new(ChangePasswordRequest) },
+	func() any { return new(ResetPasswordRequest) },
+}
+
+// FuzzDecodeBody checks that any body decodes into every request type without panicking, that
+// every failure is a client error with a message, and that what decodes survives a round trip.
+func FuzzDecodeBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"username":"alice","password":"correct horse","device_name":"laptop"}`,
+		`{"type":"group","title":"第12轮 合同 🚀","members":["u1","u2"],"history_visible_to_new_members":true}`,
+		`{"client_msg_id":"c-1","text":"hello 🚀","reply_to":""}`,
+		`{"seq":9223372036854775807}`,
+		`{"text":"x","version":-1}`,
+		`{"roles":["member","org_admin"],"display_name":"\u0000"}`,
+		`{"members":null} {}`,
+		`[1,2,3]`,
+		`{"version":1e400}`,
+		"\xef\xbb\xbf{}",
+		`  `,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, newBody := range requestBodies {
+			v := newBody()
+			err := DecodeBody(body, v)
+			if err != nil {
+				var e *chatvault.Error
+				if !errors.As(err, &e) {
+					t.Fatalf("DecodeBody(%q, %T) error = %#v; want a *chatvault.Error", body, v, err)
+				}
+				if e.Code != chatvault.EINVALID && e.Code != chatvault.ETOOLARGE {
+					t.Fatalf("DecodeBody(%q, %T) code = %q; want %q or %q", body, v, e.Code, chatvault.EINVALID, chatvault.ETOOLARGE)
+				}
+				if e.Message == "" {
+					t.Fatalf("DecodeBody(%q, %T) message = \"\"; want a message", body, v)
+				}
+				continue
+			}
+			// What decoded must encode and decode back to the same value: DecodeBody accepts
+			// exactly what the handlers will see.
+			again, err := json.Marshal(v)
+			if err != nil {
+				t.Fatalf("json.Marshal(%#v) error = %v", v, err)
+			}
+			w := newBody()
+			if err := DecodeBody(again, w); err != nil {
+				t.Fatalf("DecodeBody(%q, %T) error = %v; want nil (re-encoded from %q)", again, w, err, body)
+			}
+			if !reflect.DeepEqual(v, w) {
+				t.Fatalf("DecodeBody(%q) = %#v; want %#v (re-encoded from %q)", again, w, v, body)
+			}
+		}
+	})
+}
+
+var pageFields = map[string]bool{"before_seq": true, "after_seq": true, "around_seq": true, "limit": true}
+
+// FuzzParsePage checks ParsePage against any raw query: it never panics, what it accepts is a page
+// the chat service can serve, and what it rejects names the parameter at fault.
+func FuzzParsePage(f *testing.F) {
+	for _, seed := range []string{
+		"",
+		"after_seq=0&limit=200",
+		"before_seq=9223372036854775807",
+		"around_seq=10&limit=1",
+		"limit=0",
+		"limit=201",
+		"after_seq=-1",
+		"before_seq=%2B5",
+		"limit=1;after_seq=2",
+		"after_seq=1&after_seq=x",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/", RawQuery: rawQuery}}
+		p, err := ParsePage(r)
+		if err != nil {
+			var e *chatvault.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("ParsePage(%q) error = %#v; want a *chatvault.Error", rawQuery, err)
+			}
+			if e.Code != chatvault.EINVALID {
+				t.Fatalf("ParsePage(%q) code = %q; want %q", rawQuery, e.Code, chatvault.EINVALID)
+			}
+			if !pageFields[e.Field] {
+				t.Fatalf("ParsePage(%q) field = %q; want one of before_seq, after_seq, around_seq, limit", rawQuery, e.Field)
+			}
+			if e.Message == "" {
+				t.Fatalf("ParsePage(%q) message = \"\"; want a message", rawQuery)
+			}
+			return
+		}
+		set := 0
+		for name, v := range map[string]*int64{"before_seq": p.Before, "after_seq": p.After, "around_seq": p.Around} {
+			if v == nil {
+				continue
+			}
+			set++
+			if *v < 0 {
+				t.Errorf("ParsePage(%q) %s = %d; want >= 0", rawQuery, name, *v)
+			}
+		}
+		if set > 1 {
+			t.Errorf("ParsePage(%q) set %d of before_seq, after_seq, around_seq; want at most 1", rawQuery, set)
+		}
+		if p.Limit < 0 || p.Limit > chat.MaxPageLimit {
+			t.Errorf("ParsePage(%q) Limit = %d; want 0..%d", rawQuery, p.Limit, chat.MaxPageLimit)
+		}
+	})
+}
