@@ -51,6 +51,7 @@ type UserUpdate struct {
 type UserFilter struct {
 	AfterUsername string
 	Limit         int
+	EnabledOnly   bool
 }
 
 // UserStore persists users.

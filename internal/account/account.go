@@ -101,15 +101,15 @@ func (s *Service) ResetPasswordByName(ctx context.Context, orgSlug, username str
 	if err != nil {
 		return "", err
 	}
-	return s.setPassword(ctx, org.ID, u.ID, "")
+	return s.setPassword(ctx, org.ID, u.ID, "password", "")
 }
 
 // setPassword stores a hash of password (or of a generated one when password is "") and returns
 // the password.
-func (s *Service) setPassword(ctx context.Context, orgID, userID, password string) (string, error) {
+func (s *Service) setPassword(ctx context.Context, orgID, userID, field, password string) (string, error) {
 	if password == "" {
 		password = GeneratePassword()
-	} else if err := validPassword(password); err != nil {
+	} else if err := validPassword(field, password); err != nil {
 		return "", err
 	}
 	hash, err := HashPassword(password)
@@ -150,12 +150,12 @@ func validSlug(s string) bool {
 	return true
 }
 
-func validPassword(p string) error {
+func validPassword(field, p string) error {
 	switch n := utf8.RuneCountInString(p); {
 	case n < 8:
-		return chatvault.Invalidf("password", "a password needs at least 8 characters")
+		return chatvault.Invalidf(field, "a password needs at least 8 characters")
 	case len(p) > 1024:
-		return chatvault.Invalidf("password", "a password may have at most 1024 bytes")
+		return chatvault.Invalidf(field, "a password may have at most 1024 bytes")
 	}
 	return nil
 }

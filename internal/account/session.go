@@ -151,6 +151,9 @@ func (s *Service) ChangePassword(ctx context.Context, a chatvault.Actor, current
 	if !ok {
 		return &chatvault.Error{Code: chatvault.EFORBIDDEN, Field: "current_password", Message: "the current password is wrong"}
 	}
-	_, err = s.setPassword(ctx, a.OrgID, a.UserID, next)
+	if next == "" {
+		return chatvault.Invalidf("new_password", "new_password is required")
+	}
+	_, err = s.setPassword(ctx, a.OrgID, a.UserID, "new_password", next)
 	return err
 }

@@ -25,7 +25,7 @@ func (s *Service) CreateUser(ctx context.Context, a chatvault.Actor, req NewUser
 	if err != nil {
 		return nil, err
 	}
-	if err := validPassword(req.Password); err != nil {
+	if err := validPassword("password", req.Password); err != nil {
 		return nil, err
 	}
 	display := strings.TrimSpace(req.DisplayName)
@@ -118,7 +118,7 @@ func (s *Service) ResetPassword(ctx context.Context, a chatvault.Actor, userID, 
 	if _, err := s.store.FindUserByID(ctx, a.OrgID, userID); err != nil {
 		return "", err
 	}
-	return s.setPassword(ctx, a.OrgID, userID, password)
+	return s.setPassword(ctx, a.OrgID, userID, "password", password)
 }
 
 // Person is how a user appears to other members of the org.
@@ -130,15 +130,14 @@ type Person struct {
 
 // Directory pages through the enabled users of the actor's org, so members can find whom to talk to.
 func (s *Service) Directory(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter) ([]Person, error) {
+	f.EnabledOnly = true // filtered in the store, so a page is never cut short
 	us, err := s.store.FindUsers(ctx, a.OrgID, f)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Person, 0, len(us))
 	for _, u := range us {
-		if !u.Disabled {
-			out = append(out, Person{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName})
-		}
+		out = append(out, Person{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName})
 	}
 	return out, nil
 }

@@ -117,9 +117,11 @@ func (s *Service) Messages(ctx context.Context, a chatvault.Actor, convID string
 		page.HasMore = page.HasMoreAfter
 	case p.Around != nil:
 		half := p.Limit / 2
-		older, err := s.read(ctx, acc, 0, *p.Around, true, half+1)
-		if err != nil {
-			return nil, err
+		var older []*chatvault.Message
+		if *p.Around > 0 { // nothing lies before seq 0 (and a zero bound would mean "no bound")
+			if older, err = s.read(ctx, acc, 0, *p.Around, true, half+1); err != nil {
+				return nil, err
+			}
 		}
 		page.HasMoreBefore = len(older) > half
 		older = older[:min(len(older), half)]

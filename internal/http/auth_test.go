@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/account"
 )
 
 func TestLoginErrors(t *testing.T) {
@@ -167,4 +168,62 @@ func mustAdminID(t *testing.T, ts *testServer) string {
 	var me chatvault.User
 	ts.must(http.StatusOK, "GET", "/api/v1/me", ts.adminToken, nil).decode(t, &me)
 	return me.ID
+}
+
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	alice := ts.newUser("alice")
+	for _, scheme := range []string{"bearer", "BEARER", "Bearer"} {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/v1/me", nil)
+		req.Header.Set("Authorization", scheme+" "+alice.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("scheme %q: %d; want 200", scheme, resp.StatusCode)
+		}
+	}
+}
+
+func TestPasswordErrorsNameTheirField(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	alice := ts.newUser("alice")
+	r := ts.do("PUT", "/api/v1/me/password", alice.Token, map[string]string{"current_password": "password-alice", "new_password": "short"})
+	if code, field := r.errorCode(t); r.Status != http.StatusBadRequest || field != "new_password" {
+		t.Fatalf("short new password: %d %s field %q; want 400 naming new_password", r.Status, code, field)
+	}
+	// An empty body sent chunked is no body: the admin gets a generated password.
+	req, _ := http.NewRequest("POST", ts.URL+"/api/v1/admin/users/"+alice.ID+"/password", strings.NewReader(""))
+	req.ContentLength = -1
+	req.TransferEncoding = []string{"chunked"}
+	req.Header.Set("Authorization", "Bearer "+ts.adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reset with an empty chunked body: %d; want 200", resp.StatusCode)
+	}
+}
+
+func TestDirectoryPagesPastDisabledUsers(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	ts.newUser("bea")
+	b := ts.newUser("bob")
+	ts.newUser("cat")
+	ts.must(http.StatusOK, "POST", "/api/v1/admin/users/"+b.ID+"/disable", ts.adminToken, nil)
+	var page struct{ Users []account.Person }
+	ts.must(http.StatusOK, "GET", "/api/v1/users?after=bea&limit=1", ts.adminToken, nil).decode(t, &page)
+	if len(page.Users) != 1 || page.Users[0].Username != "cat" {
+		t.Fatalf("page after bea = %+v; want cat (bob is disabled and must not cut the page short)", page.Users)
+	}
+	if r := ts.do("GET", "/api/v1/users?limit=0", ts.adminToken, nil); r.Status != http.StatusBadRequest {
+		t.Fatalf("limit=0: %d; want 400", r.Status)
+	}
 }

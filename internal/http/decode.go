@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,14 +23,31 @@ func decodeJSON(r *http.Request, limit int64, v any) error {
 			return &chatvault.Error{Code: codeUnsupportedMedia, Message: "send the body as application/json"}
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := readBody(r, limit)
 	if err != nil {
-		return chatvault.Errorf(chatvault.EINVALID, "read request body: %v", err)
-	}
-	if int64(len(body)) > limit {
-		return chatvault.Errorf(chatvault.ETOOLARGE, "the request body is larger than the limit of %d bytes", limit)
+		return err
 	}
 	return DecodeBody(body, v)
+}
+
+// decodeOptionalJSON is decodeJSON for endpoints whose body may be left out entirely.
+func decodeOptionalJSON(r *http.Request, limit int64, v any) error {
+	body, err := readBody(r, limit)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
+	}
+	return DecodeBody(body, v)
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, chatvault.Errorf(chatvault.EINVALID, "read request body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, chatvault.Errorf(chatvault.ETOOLARGE, "the request body is larger than the limit of %d bytes", limit)
+	}
+	return body, nil
 }
 
 // DecodeBody decodes one JSON value strictly into v. It is separate from decodeJSON so fuzzing can

@@ -15,8 +15,8 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/chat"
-	"github.com/chatvault/chatvault/internal/hub"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
+	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
 

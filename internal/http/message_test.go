@@ -68,6 +68,7 @@ func TestHistoryPaging(t *testing.T) {
 		{"?after_seq=10&limit=5", []int64{11, 12}, false, false, false},
 		{"?around_seq=6&limit=4", []int64{4, 5, 6, 7}, true, true, true},
 		{"?around_seq=1&limit=4", []int64{1, 2, 3, 4}, true, false, true},
+		{"?around_seq=0&limit=4", []int64{1, 2, 3, 4}, true, false, true},
 		{"", []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, false, false, false},
 	} {
 		p := ts.history(alice, c.ID, tc.query)

@@ -126,7 +126,7 @@ func (s *Server) authed(pattern string, h authedFunc) {
 // authenticate resolves the bearer token. Browsers cannot set headers on a WebSocket handshake, so
 // that one route also takes the token as ?access_token=.
 func (s *Server) authenticate(r *http.Request, allowQuery bool) (chatvault.Actor, error) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok && allowQuery && r.URL.Query().Has("access_token") {
 		token, ok = r.URL.Query().Get("access_token"), true
 	}
@@ -183,6 +183,16 @@ type statusRecorder struct {
 func (p *statusRecorder) Header() http.Header         { return p.header }
 func (p *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (p *statusRecorder) WriteHeader(status int)      { p.status = status }
+
+// bearerToken takes the token out of an Authorization header; the scheme name is case-insensitive
+// (RFC 9110).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
 
 type requestIDKey struct{}
 

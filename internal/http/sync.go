@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/chatvault/chatvault"
@@ -74,8 +73,8 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, a chatvault.Actor)
 
 // bearer returns the token the request was authenticated with.
 func bearer(r *http.Request) string {
-	if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return strings.TrimSpace(t)
+	if t, ok := bearerToken(r.Header.Get("Authorization")); ok {
+		return t
 	}
 	return r.URL.Query().Get("access_token")
 }

@@ -37,7 +37,10 @@ func userFilter(r *http.Request) (chatvault.UserFilter, error) {
 		return chatvault.UserFilter{}, err
 	}
 	f := chatvault.UserFilter{AfterUsername: q.Get("after"), Limit: 100}
-	if limit != nil && *limit > 0 {
+	if limit != nil {
+		if *limit == 0 {
+			return f, chatvault.Invalidf("limit", "limit must be between 1 and 1000")
+		}
 		f.Limit = int(*limit)
 	}
 	return f, nil
@@ -102,10 +105,8 @@ type ResetPasswordRequest struct {
 
 func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, a chatvault.Actor) error {
 	var req ResetPasswordRequest
-	if r.ContentLength != 0 {
-		if err := decodeJSON(r, s.cfg.MaxBodyBytes, &req); err != nil {
-			return err
-		}
+	if err := decodeOptionalJSON(r, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
 	}
 	pw, err := s.accounts.ResetPassword(r.Context(), a, r.PathValue("user_id"), req.Password)
 	if err != nil {

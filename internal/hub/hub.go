@@ -141,6 +141,12 @@ func (h *Hub) closeAll(reason string) {
 	}
 }
 
+func (h *Hub) idle() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) == 0
+}
+
 // subscribers returns a snapshot of a user's subscriptions.
 func (h *Hub) subscribers(org, user string) []*Subscription {
 	h.mu.Lock()
@@ -179,6 +185,9 @@ func (h *Hub) route(ctx context.Context, ev *chatvault.Event) {
 	switch ev.Kind {
 	case chatvault.EventCreated, chatvault.EventMemberJoined, chatvault.EventMemberLeft:
 		delete(h.cache, k) // membership changed: reload on next use
+	}
+	if h.idle() {
+		return // nobody is online: no member list to load
 	}
 	parts, err := h.participants(ctx, k)
 	if err != nil {

@@ -52,8 +52,9 @@ func findUser(ctx context.Context, q queryer, where string, args ...any) (*chatv
 
 // FindUsers pages through an org's users by username.
 func (db *DB) FindUsers(ctx context.Context, orgID string, f chatvault.UserFilter) ([]*chatvault.User, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND username > ? ORDER BY username LIMIT ?`,
-		orgID, f.AfterUsername, f.Limit)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users
+		WHERE org_id = ? AND username > ? AND (? = 0 OR disabled = 0) ORDER BY username LIMIT ?`,
+		orgID, f.AfterUsername, f.EnabledOnly, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("query users: %w", err)
 	}
