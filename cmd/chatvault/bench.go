@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"time"
+
+	"github.com/chatvault/chatvault/internal/bench"
+)
+
+const benchUsage = `Usage:
+  chatvault bench gen --messages N --out DIR [--seed S]
+      generate a realistic data set: a chatvault data directory "chatvault serve --data DIR" opens
+  chatvault bench ingest  [--data DIR | --messages N] [--senders 64] [--duration 10s | --count N] [--json FILE]
+      messages/s and ack latency through the store and the HTTP API; reference: raw batched INSERTs
+  chatvault bench history [--data DIR | --messages N] [--readers 8] [--duration 10s | --count N] [--json FILE]
+      random pages of 50 at random depths through the store, the read path and HTTP; reference: raw range query
+
+Without --data, a data set of --messages messages is generated into a temporary directory first.
+Runs work on copies of the data set in a temporary directory; the data set itself is not changed.
+The HTTP paths start "chatvault serve" (this binary) on 127.0.0.1:0. See docs/benchmarks.md.
+
+Flags:
+`
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, benchUsage)
+		return flag.ErrHelp
+	}
+	scenario := args[0]
+	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	cfg := bench.DefaultConfig()
+	messages := fs.Int("messages", 0, "messages to generate (gen: required; scenarios without --data: default 100000)")
+	out := fs.String("out", "", "gen: directory to write the data set into (new or empty)")
+	data := fs.String("data", "", "a data set made by `chatvault bench gen` to run on (it is copied, never changed)")
+	store := fs.String("store", "sqlite", "store to measure (only sqlite for now)")
+	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generator and of the workload")
+	fs.IntVar(&cfg.Senders, "senders", cfg.Senders, "ingest: concurrent senders (each a different user where the data set allows)")
+	fs.IntVar(&cfg.Readers, "readers", cfg.Readers, "history: concurrent readers")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each measured path runs")
+	fs.IntVar(&cfg.Count, "count", 0, "run each path for this many operations instead of --duration")
+	fs.IntVar(&cfg.RawBatch, "raw-batch", cfg.RawBatch, "ingest: rows per transaction of the raw insert reference")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench %s takes no arguments, got %q", scenario, fs.Args())
+	}
+	if *store != "sqlite" {
+		return fmt.Errorf("--store %q: only sqlite can be benchmarked so far (postgres comes with the postgres store)", *store)
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	cfg.Logf = logf
+
+	if scenario == "gen" {
+		if *out == "" || *messages < 1 {
+			return errors.New("gen needs --out DIR and --messages N")
+		}
+		t0 := time.Now()
+		m, err := bench.Generate(ctx, *out, cfg.Seed, *messages, logf)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "generated %d messages in %d conversations (%d users, %d orgs, avg body %.1f bytes) into %s in %s\n",
+			m.Messages, m.Conversations, m.Users, m.Orgs, m.AvgBodyBytes, *out, time.Since(t0).Round(100*time.Millisecond))
+		fmt.Fprintf(stdout, "every user's password is in %s\n", filepath.Join(*out, bench.PasswordFile))
+		return nil
+	}
+	run, ok := map[string]func(context.Context, bench.Config) (*bench.Report, error){
+		"ingest":  bench.Ingest,
+		"history": bench.History,
+	}[scenario]
+	if !ok {
+		fmt.Fprint(stderr, benchUsage)
+		return fmt.Errorf("unknown bench scenario %q", scenario)
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this binary to start the server: %w", err)
+	}
+	cfg.Server = func(dir string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, exe, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--log-format", "json")
+		cmd.Env = append(os.Environ(), "CHATVAULT_CONFIG=")
+		return cmd
+	}
+	work, err := os.MkdirTemp("", "chatvault-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cfg.Work = work
+	cfg.Data = *data
+	if cfg.Data == "" {
+		n := *messages
+		if n == 0 {
+			n = 100_000
+		}
+		cfg.Data = filepath.Join(work, "dataset")
+		t0 := time.Now()
+		if _, err := bench.Generate(ctx, cfg.Data, cfg.Seed, n, logf); err != nil {
+			return err
+		}
+		logf("generated %d messages in %s", n, time.Since(t0).Round(100*time.Millisecond))
+	} else if *messages != 0 {
+		return errors.New("give --data or --messages, not both: a data set has its size")
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	rep, err := run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("bench %s: %w", scenario, err)
+	}
+	if err := rep.WriteTable(stdout); err != nil {
+		return err
+	}
+	if *jsonPath != "" {
+		f, err := os.Create(*jsonPath)
+		if err != nil {
+			return err
+		}
+		werr := rep.WriteJSON(f)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return fmt.Errorf("write %s: %w", *jsonPath, err)
+		}
+	}
+	return nil
+}
