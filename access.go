@@ -6,11 +6,17 @@ package chatvault
 type Permission string
 
 const (
-	PermManageUsers Permission = "manage_users"
+	PermManageUsers     Permission = "manage_users"
+	PermManageRetention Permission = "manage_retention" // policies, overrides, rules, flags, batch deletes, purge runs
+	PermManageHolds     Permission = "manage_holds"
+	PermReadAudit       Permission = "read_audit"
 )
 
 var grants = map[Permission][]Role{
-	PermManageUsers: {RoleOrgAdmin},
+	PermManageUsers:     {RoleOrgAdmin},
+	PermManageRetention: {RoleOrgAdmin},
+	PermManageHolds:     {RoleComplianceOfficer},
+	PermReadAudit:       {RoleAuditor, RoleComplianceOfficer, RoleOrgAdmin},
 }
 
 // Authorize returns nil when the actor holds a role that grants p, and EFORBIDDEN otherwise.

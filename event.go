@@ -18,8 +18,10 @@ const (
 	EventMemberJoined  EventKind = "member_joined" // UserID joined
 	EventMemberLeft    EventKind = "member_left"   // UserID left or was removed
 	EventCreated       EventKind = "conversation_created"
-	EventDeviceRevoked EventKind = "device_revoked" // close that device's live connections
-	EventUserDisabled  EventKind = "user_disabled"  // close every live connection of the user
+	EventDeviceRevoked EventKind = "device_revoked"    // close that device's live connections
+	EventUserDisabled  EventKind = "user_disabled"     // close every live connection of the user
+	EventPurged        EventKind = "messages_purged"   // messages in [FromSeq, Seq] expired or were destroyed: refetch that range
+	EventRestored      EventKind = "messages_restored" // expired messages in [FromSeq, Seq] are back: refetch that range
 )
 
 // Event is one committed change, numbered by a single counter that grows in commit order, so a
@@ -35,6 +37,7 @@ type Event struct {
 	// is about; empty for events every member sees.
 	Subject   string    `json:"user_id,omitempty"`
 	Seq       int64     `json:"seq,omitempty"`
+	FromSeq   int64     `json:"from_seq,omitempty"` // range events: the first seq of the range
 	MessageID string    `json:"message_id,omitempty"`
 	DeviceID  string    `json:"device_id,omitempty"`
 	At        time.Time `json:"at"`

@@ -40,6 +40,13 @@ type Message struct {
 	Version        int          `json:"version"`
 	State          MessageState `json:"state"`
 	StateAt        *time.Time   `json:"state_changed_at,omitempty"`
+	// Important says the message is in the important tier (a rule, an admin or a member's star).
+	Important bool `json:"important"`
+
+	// Importance holds the ImportantBy* flags; ExpiredAt is when retention expired the message (it
+	// is gone for every reader and is destroyed after the grace window).
+	Importance int        `json:"-"`
+	ExpiredAt  *time.Time `json:"-"`
 }
 
 // MessageVersion is an earlier text of an edited message, kept as its history.
@@ -57,6 +64,8 @@ type MessageQuery struct {
 	Limit  int
 	// HiddenFor leaves out the messages this user hid for themselves.
 	HiddenFor string
+	// SentFrom leaves out messages sent before it (the reader's own visibility window); zero: none.
+	SentFrom time.Time
 }
 
 // MessageCount counts the messages with After < seq <= UpTo, not sent by ExcludeSender, not hidden by
@@ -66,6 +75,7 @@ type MessageCount struct {
 	UpTo          int64
 	ExcludeSender string
 	HiddenFor     string
+	SentFrom      time.Time
 	Limit         int
 }
 
@@ -97,6 +107,7 @@ type Store interface {
 	ConversationStore
 	MessageStore
 	FeedStore
+	RetentionStore
 	// Ping returns nil when the store is open and can take a write.
 	Ping(ctx context.Context) error
 	Close() error

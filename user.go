@@ -32,6 +32,8 @@ type User struct {
 	Roles       []Role    `json:"roles"`
 	Disabled    bool      `json:"disabled"`
 	CreatedAt   time.Time `json:"created_at"`
+	// RetentionDays is the user's own visibility window: nil for none, 0 for forever.
+	RetentionDays *int `json:"retention_days"`
 
 	PasswordHash string `json:"-"` // PHC-formatted argon2id hash; never leaves the server
 }
@@ -100,6 +102,8 @@ type Actor struct {
 	UserID   string
 	DeviceID string
 	Roles    []Role
+	// RetentionDays is the user's own visibility window (nil: none; 0: forever).
+	RetentionDays *int
 }
 
 // HasRole reports whether the actor holds r.

@@ -53,7 +53,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db, err := openStore(cfg.Data)
+	db, err := openStore(cfg)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,16 @@ type Config struct {
 	MaxBodyBytes int64     `yaml:"max_body_bytes"`
 	RecallWindow Duration  `yaml:"recall_window"`
 	Log          LogConfig `yaml:"log"`
+
+	// KeyFile holds the key-encryption keys; default DATA/keys/kek.json. CHATVAULT_KEK or
+	// CHATVAULT_KEK_FILE in the environment take its place (see docs/operations.md).
+	KeyFile string `yaml:"key_file"`
+	// TLS: a certificate and key (reloaded on SIGHUP), or a self-signed certificate for local use.
+	TLSCert       string `yaml:"tls_cert"`
+	TLSKey        string `yaml:"tls_key"`
+	TLSSelfSigned bool   `yaml:"tls_self_signed"`
+	// AllowInsecureHTTP permits plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 }
 
 // LogConfig says how chatvault logs.
@@ -76,6 +86,7 @@ func (c Config) Validate() error {
 	if _, err := c.Log.level(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateTLS()...)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q must be text or json", c.Log.Format))
 	}
@@ -102,6 +113,7 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 	cf := &configFlags{fs: fs, cfg: DefaultConfig()}
 	cf.config = fs.String("config", "", "YAML config file (env CHATVAULT_CONFIG); unknown keys are errors")
 	fs.StringVar(&cf.cfg.Data, "data", cf.cfg.Data, "data directory (env CHATVAULT_DATA)")
+	fs.StringVar(&cf.cfg.KeyFile, "key-file", "", "key-encryption key file (env CHATVAULT_KEY_FILE; default DATA/keys/kek.json)")
 	if withServer {
 		fs.StringVar(&cf.cfg.Listen, "listen", cf.cfg.Listen, "address to listen on (env CHATVAULT_LISTEN)")
 		fs.Int64Var(&cf.cfg.MaxBodyBytes, "max-body-bytes", cf.cfg.MaxBodyBytes, "largest request body accepted (env CHATVAULT_MAX_BODY_BYTES)")
@@ -112,6 +124,7 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 		})
 		fs.StringVar(&cf.cfg.Log.Level, "log-level", cf.cfg.Log.Level, "debug, info, warn or error (env CHATVAULT_LOG_LEVEL)")
 		fs.StringVar(&cf.cfg.Log.Format, "log-format", cf.cfg.Log.Format, "text or json (env CHATVAULT_LOG_FORMAT)")
+		addTLSFlags(fs, &cf.cfg)
 	}
 	return cf
 }
@@ -136,12 +149,17 @@ func (cf *configFlags) resolve() (Config, error) {
 		return cfg, err
 	}
 	for name, apply := range map[string]func(){
-		"data":           func() { cfg.Data = fromFlags.Data },
-		"listen":         func() { cfg.Listen = fromFlags.Listen },
-		"max-body-bytes": func() { cfg.MaxBodyBytes = fromFlags.MaxBodyBytes },
-		"recall-window":  func() { cfg.RecallWindow = fromFlags.RecallWindow },
-		"log-level":      func() { cfg.Log.Level = fromFlags.Log.Level },
-		"log-format":     func() { cfg.Log.Format = fromFlags.Log.Format },
+		"data":                func() { cfg.Data = fromFlags.Data },
+		"listen":              func() { cfg.Listen = fromFlags.Listen },
+		"max-body-bytes":      func() { cfg.MaxBodyBytes = fromFlags.MaxBodyBytes },
+		"recall-window":       func() { cfg.RecallWindow = fromFlags.RecallWindow },
+		"log-level":           func() { cfg.Log.Level = fromFlags.Log.Level },
+		"log-format":          func() { cfg.Log.Format = fromFlags.Log.Format },
+		"key-file":            func() { cfg.KeyFile = fromFlags.KeyFile },
+		"tls-cert":            func() { cfg.TLSCert = fromFlags.TLSCert },
+		"tls-key":             func() { cfg.TLSKey = fromFlags.TLSKey },
+		"tls-self-signed":     func() { cfg.TLSSelfSigned = fromFlags.TLSSelfSigned },
+		"allow-insecure-http": func() { cfg.AllowInsecureHTTP = fromFlags.AllowInsecureHTTP },
 	} {
 		if set[name] {
 			apply()
@@ -177,6 +195,9 @@ func applyEnv(cfg *Config) error {
 	str("CHATVAULT_LISTEN", &cfg.Listen)
 	str("CHATVAULT_LOG_LEVEL", &cfg.Log.Level)
 	str("CHATVAULT_LOG_FORMAT", &cfg.Log.Format)
+	if err := applySecurityEnv(cfg); err != nil {
+		return err
+	}
 	if v, ok := os.LookupEnv("CHATVAULT_MAX_BODY_BYTES"); ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

@@ -18,6 +18,7 @@ Usage:
   chatvault serve [flags]     run the server (default: ./chatvault-data, 127.0.0.1:8080)
   chatvault admin COMMAND     manage orgs and users without the API (create-org, list-orgs, reset-password)
   chatvault bench SCENARIO    benchmark with generated data (gen, ingest, history); see docs/benchmarks.md
+  chatvault keys COMMAND      encryption keys: status, rotate, retire, generate
   chatvault version           print the version
 
 Run "chatvault COMMAND -h" for a command's flags.
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stderr)
 	case "admin":
 		return runAdmin(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version":

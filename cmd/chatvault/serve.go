@@ -15,7 +15,7 @@ import (
 	"github.com/chatvault/chatvault/internal/chat"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
-	"github.com/chatvault/chatvault/internal/sqlite"
+	"github.com/chatvault/chatvault/internal/retention"
 )
 
 // InitialPasswordFile holds the first admin's one-time password, readable only by the owner.
@@ -37,7 +37,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := newLogger(cfg.Log, stderr)
 
-	db, err := openStore(cfg.Data)
+	db, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -48,18 +48,25 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := bootstrap(ctx, accounts, cfg.Data, logger.Info); err != nil {
 		return err
 	}
-	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow)})
+	ret := retention.New(db, clock, logger, shredderOf(db))
+	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret})
 	live := hub.New(db, logger)
 	db.SetEventSink(live.Publish)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { live.Run(hubCtx); close(hubDone) }()
 	defer func() { stopHub(); <-hubDone }()
-	srv := cvhttp.NewServer(accounts, chatSvc, live, db, logger, cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes})
+	certs, err := tlsCerts(cfg)
+	if err != nil {
+		return err
+	}
+	defer reloadOnSIGHUP(certs, logger)()
+	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Hub: live, Store: db}, logger,
+		cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes, TLS: certs.TLSConfig()})
 	if err := srv.Listen(cfg.Listen); err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", srv.Addr(), "data", cfg.Data, "version", version())
+	logger.Info("listening", "addr", srv.Addr(), "data", cfg.Data, "version", version(), "tls", cfg.tlsOn())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
@@ -88,13 +95,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-func openStore(dir string) (*sqlite.DB, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	return sqlite.Open(dir)
-}
-
 // bootstrap creates the first org and admin on a new server and writes the admin's one-time
 // password to a file only the owner can read. The password itself is never logged.
 func bootstrap(ctx context.Context, accounts *account.Service, dir string, info func(string, ...any)) error {
@@ -117,5 +117,13 @@ func bootstrap(ctx context.Context, accounts *account.Service, dir string, info 
 	}
 	info("created the first org and its admin; the admin's one-time password is in the file",
 		"org", org.Slug, "username", admin.Username, "password_file", path)
+	return nil
+}
+
+// shredderOf returns the store's crypto-shredding hook when the store has one (encryption at rest).
+func shredderOf(db any) retention.Shredder {
+	if s, ok := db.(retention.Shredder); ok {
+		return s
+	}
 	return nil
 }

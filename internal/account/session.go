@@ -116,7 +116,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (chatvault.Act
 	if sess.User.Disabled {
 		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this account is disabled; ask an org admin")
 	}
-	return chatvault.Actor{OrgID: sess.User.OrgID, UserID: sess.User.ID, DeviceID: sess.Device.ID, Roles: sess.User.Roles}, nil
+	return chatvault.Actor{OrgID: sess.User.OrgID, UserID: sess.User.ID, DeviceID: sess.Device.ID, Roles: sess.User.Roles,
+		RetentionDays: sess.User.RetentionDays}, nil
 }
 
 // Logout signs the actor's own device out.

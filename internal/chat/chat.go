@@ -20,12 +20,22 @@ type Stores interface {
 	chatvault.ConversationStore
 	chatvault.MessageStore
 	chatvault.FeedStore
+	FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error)
+	SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error)
+}
+
+// Classifier flags new messages as important (the retention rules).
+type Classifier interface {
+	Classify(ctx context.Context, orgID, text string) (int, error)
 }
 
 // Config holds the chat rules an operator may change.
 type Config struct {
-	// RecallWindow is how long after sending a sender may recall a message.
+	// RecallWindow is how long after sending a sender may recall a message, unless the org's
+	// policy sets its own.
 	RecallWindow time.Duration
+	// Classifier, when set, flags new messages as important.
+	Classifier Classifier
 }
 
 // DefaultRecallWindow is the recall window unless configured otherwise.
@@ -50,6 +60,8 @@ func NewService(store Stores, clock chatvault.Clock, cfg Config) *Service {
 type access struct {
 	conv *chatvault.Conversation
 	part *chatvault.Participant
+	// sentFrom is the reader's own visibility window: nothing sent before it is shown.
+	sentFrom time.Time
 }
 
 // open loads a conversation for the actor. Anyone who never was a member gets ENOTFOUND, exactly as
@@ -69,7 +81,15 @@ func (s *Service) open(ctx context.Context, a chatvault.Actor, convID string) (*
 	if err != nil {
 		return nil, err
 	}
-	return &access{conv: conv, part: part}, nil
+	return &access{conv: conv, part: part, sentFrom: s.windowStart(a)}, nil
+}
+
+// windowStart is where the actor's own visibility window begins (zero: no window).
+func (s *Service) windowStart(a chatvault.Actor) time.Time {
+	if a.RetentionDays == nil || *a.RetentionDays == 0 {
+		return time.Time{}
+	}
+	return s.clock.Now().Add(-time.Duration(*a.RetentionDays) * 24 * time.Hour)
 }
 
 // openActive is open for actions only current members may take.
@@ -102,7 +122,7 @@ func (s *Service) read(ctx context.Context, acc *access, after, before int64, de
 			continue
 		}
 		ms, err := s.store.FindMessages(ctx, acc.conv.OrgID, acc.conv.ID, chatvault.MessageQuery{
-			After: lo, Before: hi, Desc: desc, Limit: limit - len(out), HiddenFor: acc.part.UserID})
+			After: lo, Before: hi, Desc: desc, Limit: limit - len(out), HiddenFor: acc.part.UserID, SentFrom: acc.sentFrom})
 		if err != nil {
 			return nil, err
 		}
@@ -116,11 +136,15 @@ func (s *Service) read(ctx context.Context, acc *access, after, before int64, de
 	return out, nil
 }
 
-// redact removes what nobody may see of a recalled or purged message; its place in the sequence
-// stays, so every device learns what happened to it.
+// redact removes what nobody may see of a recalled, expired or purged message; its place in the
+// sequence stays, so every device learns what happened to it. An expired message (waiting out the
+// grace window before destruction) already reads as purged.
 func redact(m *chatvault.Message) *chatvault.Message {
+	if m.ExpiredAt != nil {
+		m.State = chatvault.StatePurged
+	}
 	if m.State != chatvault.StateLive {
-		m.Text, m.ReplyTo = "", ""
+		m.Text, m.ReplyTo, m.Important = "", "", false
 	}
 	return m
 }

@@ -116,7 +116,7 @@ func (s *Service) Conversations(ctx context.Context, a chatvault.Actor) ([]*Summ
 	}
 	out := make([]*Summary, 0, len(ucs))
 	for _, uc := range ucs {
-		sum, err := s.summarize(ctx, uc)
+		sum, err := s.summarize(ctx, uc, s.windowStart(a))
 		if err != nil {
 			return nil, err
 		}
@@ -133,8 +133,8 @@ func (s *Service) Conversations(ctx context.Context, a chatvault.Actor) ([]*Summ
 
 // summarize describes one conversation as its participant has it. LastSeq is capped at what the
 // participant may see, so a former member is never told how far the conversation went on.
-func (s *Service) summarize(ctx context.Context, uc *chatvault.UserConversation) (*Summary, error) {
-	acc := &access{conv: &uc.Conversation, part: &uc.Participant}
+func (s *Service) summarize(ctx context.Context, uc *chatvault.UserConversation, sentFrom time.Time) (*Summary, error) {
+	acc := &access{conv: &uc.Conversation, part: &uc.Participant, sentFrom: sentFrom}
 	sum := &Summary{Conversation: uc.Conversation, Active: uc.Participant.Active, ReadSeq: uc.Participant.ReadSeq,
 		ClearedSeq: uc.Participant.ClearedSeq}
 	if !uc.Participant.Active {
@@ -174,7 +174,7 @@ func (s *Service) unread(ctx context.Context, acc *access) (int, error) {
 		}
 		c, err := s.store.CountMessages(ctx, acc.conv.OrgID, acc.conv.ID, chatvault.MessageCount{
 			After: max(r.After, acc.part.ReadSeq), UpTo: r.UpTo, ExcludeSender: acc.part.UserID,
-			HiddenFor: acc.part.UserID, Limit: MaxUnreadCount - n})
+			HiddenFor: acc.part.UserID, SentFrom: acc.sentFrom, Limit: MaxUnreadCount - n})
 		if err != nil {
 			return 0, err
 		}

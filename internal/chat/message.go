@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chatvault/chatvault"
@@ -38,6 +39,12 @@ func (s *Service) Send(ctx context.Context, a chatvault.Actor, convID string, re
 	}
 	m := &chatvault.Message{OrgID: a.OrgID, ID: newID(), ConversationID: convID, SenderID: a.UserID,
 		ClientMsgID: req.ClientMsgID, Kind: chatvault.KindText, Text: req.Text, ReplyTo: req.ReplyTo, SentAt: s.clock.Now()}
+	if s.cfg.Classifier != nil {
+		if m.Importance, err = s.cfg.Classifier.Classify(ctx, a.OrgID, req.Text); err != nil {
+			return nil, false, err
+		}
+		m.Important = m.Importance != 0
+	}
 	created, err := s.store.AppendMessage(ctx, m)
 	if err != nil {
 		return nil, false, err
@@ -275,8 +282,14 @@ func (s *Service) Recall(ctx context.Context, a chatvault.Actor, convID, msgID s
 	if m.State != chatvault.StateLive {
 		return nil, chatvault.Errorf(chatvault.ECONFLICT, "the message is already %s", m.State)
 	}
-	if age := s.clock.Now().Sub(m.SentAt); age > s.cfg.RecallWindow {
-		return nil, chatvault.Errorf(chatvault.ECONFLICT, "a message can be recalled only within %s of sending", s.cfg.RecallWindow)
+	window := s.cfg.RecallWindow
+	if p, err := s.store.FindPolicy(ctx, a.OrgID); err != nil {
+		return nil, err
+	} else if p.RecallWindowSeconds > 0 {
+		window = time.Duration(p.RecallWindowSeconds) * time.Second
+	}
+	if age := s.clock.Now().Sub(m.SentAt); age > window {
+		return nil, chatvault.Errorf(chatvault.ECONFLICT, "a message can be recalled only within %s of sending", window)
 	}
 	recalled, err := s.store.RecallMessage(ctx, a.OrgID, convID, m.Seq, s.clock.Now())
 	if err != nil {
@@ -319,4 +332,25 @@ func (s *Service) Hide(ctx context.Context, a chatvault.Actor, convID, msgID str
 		return notFound
 	}
 	return s.store.HideMessage(ctx, a.OrgID, convID, a.UserID, m.Seq, s.clock.Now())
+}
+
+// Star marks (or unmarks) a message the actor can see as important to them; a starred message is
+// kept in the important tier while any member's star is on it.
+func (s *Service) Star(ctx context.Context, a chatvault.Actor, convID, msgID string, on bool) (*chatvault.Message, error) {
+	acc, err := s.open(ctx, a, convID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.visibleMessage(ctx, acc, msgID)
+	if err != nil {
+		return nil, err
+	}
+	if m.State != chatvault.StateLive {
+		return nil, chatvault.Errorf(chatvault.ECONFLICT, "only a live message can be starred")
+	}
+	starred, err := s.store.SetImportance(ctx, a.OrgID, convID, m.Seq, a.UserID, chatvault.ImportantByStar, on, s.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	return redact(starred), nil
 }

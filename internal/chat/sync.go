@@ -73,7 +73,7 @@ func (s *Service) Sync(ctx context.Context, a chatvault.Actor, since int64) (*Sy
 		if !withEvents[uc.Conversation.ID] && !memberAfter(&uc.Participant, since) {
 			continue // it changed only after this user left
 		}
-		sum, err := s.summarize(ctx, uc)
+		sum, err := s.summarize(ctx, uc, s.windowStart(a))
 		if err != nil {
 			return nil, err
 		}
@@ -94,6 +94,13 @@ func visibleEvent(p *chatvault.Participant, userID string, ev chatvault.Event) b
 		return true
 	case ev.Kind == chatvault.EventEdited || ev.Kind == chatvault.EventRecalled:
 		return p.Sees(ev.Seq)
+	case ev.Kind == chatvault.EventPurged || ev.Kind == chatvault.EventRestored:
+		for _, r := range p.VisibleRanges(ev.Seq) {
+			if r.UpTo >= ev.FromSeq { // the range overlaps what the participant may see
+				return true
+			}
+		}
+		return false
 	case ev.Subject == userID:
 		return true
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/chatvault/chatvault/internal/chat"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
+	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
@@ -63,14 +65,15 @@ func newTestServer(t *testing.T) *testServer {
 	}
 	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	accounts := account.NewService(db, clock)
-	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
+	ret := retention.New(db, clock, logger, nil)
+	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret})
 	h := hub.New(db, logger)
 	db.SetEventSink(h.Publish)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	srv := cvhttp.NewServer(accounts, chatSvc, h, db, logger, cvhttp.Config{MaxBodyBytes: 64 << 10})
+	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Hub: h, Store: db}, logger, cvhttp.Config{MaxBodyBytes: 64 << 10})
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -248,4 +251,12 @@ func texts(ms []chatvault.Message) []string {
 		out[i] = m.Text
 	}
 	return out
+}
+
+// testLogWriter sends the server's log to the test's log, shown only when the test fails.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

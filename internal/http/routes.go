@@ -43,6 +43,8 @@ func (s *Server) routes() {
 
 	s.authed("GET /api/v1/sync", s.sync)
 	s.handle("GET /api/v1/ws", s.websocket)
+
+	s.retentionRoutes()
 }
 
 func noContent(w http.ResponseWriter) error {

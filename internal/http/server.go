@@ -6,6 +6,7 @@ package http
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,12 +21,15 @@ import (
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/hub"
+	"github.com/chatvault/chatvault/internal/retention"
 )
 
 // Config is what the transport needs to know.
 type Config struct {
 	// MaxBodyBytes bounds every request body; larger ones get 413.
 	MaxBodyBytes int64
+	// TLS, when set, serves HTTPS with it (see CertReloader) and sends HSTS on every response.
+	TLS *tls.Config
 }
 
 // DefaultMaxBodyBytes is the request body limit unless configured otherwise.
@@ -36,14 +40,24 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// Services are the domain services the transport calls.
+type Services struct {
+	Accounts  *account.Service
+	Chat      *chat.Service
+	Retention *retention.Service
+	Hub       *hub.Hub
+	Store     Pinger
+}
+
 // Server serves the API.
 type Server struct {
-	accounts *account.Service
-	chat     *chat.Service
-	hub      *hub.Hub
-	store    Pinger
-	logger   *slog.Logger
-	cfg      Config
+	accounts  *account.Service
+	chat      *chat.Service
+	retention *retention.Service
+	hub       *hub.Hub
+	store     Pinger
+	logger    *slog.Logger
+	cfg       Config
 
 	mux      *http.ServeMux
 	patterns []string
@@ -52,11 +66,11 @@ type Server struct {
 }
 
 // NewServer wires the handlers.
-func NewServer(accounts *account.Service, chatSvc *chat.Service, h *hub.Hub, store Pinger, logger *slog.Logger, cfg Config) *Server {
+func NewServer(svc Services, logger *slog.Logger, cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{accounts: accounts, chat: chatSvc, hub: h, store: store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{accounts: svc.Accounts, chat: svc.Chat, retention: svc.Retention, hub: svc.Hub, store: svc.Store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
 	s.http = &http.Server{
 		Handler:           s,
@@ -90,7 +104,12 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve serves until Shutdown; it returns nil after a graceful shutdown.
 func (s *Server) Serve() error {
-	if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+	serve := func() error { return s.http.Serve(s.ln) }
+	if s.cfg.TLS != nil {
+		s.http.TLSConfig = s.cfg.TLS
+		serve = func() error { return s.http.ServeTLS(s.ln, "", "") }
+	}
+	if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -146,6 +165,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	w.Header().Set("X-Request-Id", id)
+	if s.cfg.TLS != nil {
+		w.Header().Set("Strict-Transport-Security", HSTS)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

@@ -45,12 +45,17 @@ type DB struct {
 
 	stmts statements
 	sink  chatvault.EventSink
+	enc   *encryption // nil: bodies in plain text (see keys.go)
 }
 
 var _ chatvault.Store = (*DB)(nil)
 
-// Open opens (creating if needed) the database in dir, migrates it, and starts the writer.
-func Open(dir string) (*DB, error) {
+// Open opens (creating if needed) the database in dir, migrates it, and starts the writer. Bodies
+// are stored in plain text; use OpenWith and a keyring to encrypt them.
+func Open(dir string) (*DB, error) { return OpenWith(dir, Options{}) }
+
+// OpenWith is Open with options: with opts.Keyring every body is sealed (see keys.go).
+func OpenWith(dir string, opts Options) (*DB, error) {
 	path := filepath.Join(dir, FileName)
 	write, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -81,6 +86,10 @@ func Open(dir string) (*DB, error) {
 	}
 	db.wg.Add(1)
 	go db.writer()
+	if err := db.openEncryption(context.Background(), dir, opts); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -114,7 +123,7 @@ func (db *DB) Close() error {
 	db.closeMu.Unlock()
 	db.wg.Wait()
 	db.stmts.close()
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(db.enc.close(), db.read.Close(), db.write.Close())
 }
 
 // Ping checks that the database is open and that the write lock can be taken.

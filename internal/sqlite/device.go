@@ -64,10 +64,10 @@ func (db *DB) FindSession(ctx context.Context, tokenHash []byte) (*chatvault.Ses
 	var s chatvault.Session
 	var roles string
 	var created, userCreated int64
-	var revoked sql.NullInt64
+	var revoked, retention sql.NullInt64
 	err := db.stmts.session.QueryRowContext(ctx, tokenHash).Scan(
 		&s.Device.OrgID, &s.Device.UserID, &s.Device.ID, &s.Device.Name, &created, &revoked,
-		&s.User.Username, &s.User.DisplayName, &roles, &s.User.Disabled, &userCreated)
+		&s.User.Username, &s.User.DisplayName, &roles, &s.User.Disabled, &userCreated, &retention)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "no device has this token")
 	} else if err != nil {
@@ -79,5 +79,6 @@ func (db *DB) FindSession(ctx context.Context, tokenHash []byte) (*chatvault.Ses
 	s.User.OrgID, s.User.ID = s.Device.OrgID, s.Device.UserID
 	s.User.Roles = splitRoles(roles)
 	s.User.CreatedAt = fromMillis(userCreated)
+	s.User.RetentionDays = fromNullInt(retention)
 	return &s, nil
 }

@@ -112,7 +112,7 @@ func findUserConversation(ctx context.Context, tx *sql.Tx, orgID, convID, userID
 }
 
 func findEvents(ctx context.Context, tx *sql.Tx, orgID, convID, userID string, after, upTo int64) ([]chatvault.Event, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, kind, for_user, subject, seq, message_id, created_at FROM events
+	rows, err := tx.QueryContext(ctx, `SELECT id, kind, for_user, subject, seq, message_id, created_at, from_seq FROM events
 		WHERE org_id = ? AND conversation_id = ? AND id > ? AND id <= ? AND (for_user IS NULL OR for_user = ?) ORDER BY id`,
 		orgID, convID, after, upTo, userID)
 	if err != nil {
@@ -123,12 +123,12 @@ func findEvents(ctx context.Context, tx *sql.Tx, orgID, convID, userID string, a
 	for rows.Next() {
 		ev := chatvault.Event{OrgID: orgID, ConversationID: convID}
 		var forUser, subject, msgID sql.NullString
-		var seq sql.NullInt64
+		var seq, fromSeq sql.NullInt64
 		var at int64
-		if err := rows.Scan(&ev.ID, &ev.Kind, &forUser, &subject, &seq, &msgID, &at); err != nil {
+		if err := rows.Scan(&ev.ID, &ev.Kind, &forUser, &subject, &seq, &msgID, &at, &fromSeq); err != nil {
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
-		ev.Subject, ev.Seq, ev.MessageID, ev.At = subject.String, seq.Int64, msgID.String, fromMillis(at)
+		ev.Subject, ev.Seq, ev.MessageID, ev.At, ev.FromSeq = subject.String, seq.Int64, msgID.String, fromMillis(at), fromSeq.Int64
 		out = append(out, ev)
 	}
 	return out, rows.Err()

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/keyring"
 )
 
-const messageColumns = `org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, edited_at, version, state, state_at`
+const messageColumns = `org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, edited_at, version, state, state_at, importance, expired_at`
 
 // AppendMessage allocates the next seq and inserts m, or returns the earlier message with the same
 // client_msg_id. It returns after the commit that holds m is on disk.
@@ -22,6 +23,9 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 		if m.ClientMsgID != "" {
 			prior, err := scanMessage(tx.StmtContext(ctx, db.stmts.byClientID).QueryRowContext(ctx, m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID))
 			if err == nil {
+				if err := db.openMessage(ctx, prior); err != nil {
+					return err
+				}
 				*m = *prior
 				return nil
 			} else if !errors.Is(err, sql.ErrNoRows) {
@@ -52,8 +56,12 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 			return fmt.Errorf("allocate seq: %w", err)
 		}
 		m.Version, m.State = 1, chatvault.StateLive
+		body, err := db.sealBody(ctx, tx, m)
+		if err != nil {
+			return err
+		}
 		_, err = tx.StmtContext(ctx, db.stmts.insertMessage).ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-			nullString(m.ClientMsgID), m.Kind, []byte(m.Text), nullString(m.ReplyTo), millis(m.SentAt))
+			nullString(m.ClientMsgID), m.Kind, body, nullString(m.ReplyTo), millis(m.SentAt), m.Importance)
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
@@ -76,15 +84,20 @@ func (db *DB) FindMessages(ctx context.Context, orgID, convID string, q chatvaul
 	if q.Desc {
 		stmt = db.stmts.pageDesc
 	}
-	rows, err := stmt.QueryContext(ctx, orgID, convID, q.After, before, q.HiddenFor, q.Limit)
+	rows, err := stmt.QueryContext(ctx, orgID, convID, q.After, before, q.HiddenFor, q.Limit, sentFrom(q.SentFrom))
 	if err != nil {
 		return nil, fmt.Errorf("query messages: %w", err)
 	}
 	defer rows.Close()
-	out := make([]*chatvault.Message, 0, q.Limit)
+	out := make([]*chatvault.Message, 0, min(q.Limit, 256)) // the limit is the caller's; the allocation is ours
+	// A page's messages almost always share one data key.
+	var last *keyring.DataKey
 	for rows.Next() {
 		m, err := scanMessage(rows)
 		if err != nil {
+			return nil, err
+		}
+		if err := db.openMessageWith(ctx, m, &last); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -94,7 +107,11 @@ func (db *DB) FindMessages(ctx context.Context, orgID, convID string, q chatvaul
 
 // FindMessageByID finds one message of a conversation.
 func (db *DB) FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*chatvault.Message, error) {
-	return findMessage(ctx, db.read, `id = ?`, orgID, convID, msgID)
+	m, err := findMessage(ctx, db.read, `id = ?`, orgID, convID, msgID)
+	if err != nil {
+		return nil, err
+	}
+	return m, db.openMessage(ctx, m)
 }
 
 func findMessage(ctx context.Context, q queryer, where string, orgID, convID string, key any) (*chatvault.Message, error) {
@@ -102,14 +119,20 @@ func findMessage(ctx context.Context, q queryer, where string, orgID, convID str
 		WHERE org_id = ? AND conversation_id = ? AND `+where, orgID, convID, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "message not found")
+	} else if err != nil {
+		return nil, err
 	}
-	return m, err
+	// Inside a write the body is opened here; on the read pool the caller opens it (openMessage).
+	if tx, ok := q.(*wtx); ok {
+		return m, tx.db.openMessage(ctx, m)
+	}
+	return m, nil
 }
 
 // CountMessages counts live messages of a seq range, stopping at q.Limit.
 func (db *DB) CountMessages(ctx context.Context, orgID, convID string, q chatvault.MessageCount) (int, error) {
 	var n int
-	err := db.stmts.count.QueryRowContext(ctx, orgID, convID, q.After, q.UpTo, q.ExcludeSender, q.HiddenFor, q.Limit).Scan(&n)
+	err := db.stmts.count.QueryRowContext(ctx, orgID, convID, q.After, q.UpTo, q.ExcludeSender, q.HiddenFor, q.Limit, sentFrom(q.SentFrom)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count messages: %w", err)
 	}
@@ -131,12 +154,20 @@ func (db *DB) EditMessage(ctx context.Context, orgID, convID string, seq int64, 
 		if m.EditedAt != nil {
 			written = *m.EditedAt
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO message_versions (org_id, conversation_id, seq, version, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			orgID, convID, seq, m.Version, []byte(m.Text), millis(written)); err != nil {
+		// The current body becomes the version as it is stored: sealed, it is already bound to
+		// this message and version, so it moves without being opened.
+		var prior []byte
+		if err := tx.QueryRowContext(ctx, `INSERT INTO message_versions (org_id, conversation_id, seq, version, body, created_at)
+			SELECT org_id, conversation_id, seq, version, body, ? FROM messages WHERE org_id = ? AND conversation_id = ? AND seq = ?
+			RETURNING body`, millis(written), orgID, convID, seq).Scan(&prior); err != nil {
 			return fmt.Errorf("insert message version: %w", err)
 		}
+		body, err := db.sealEdit(ctx, orgID, convID, m.ID, m.Version+1, prior, text)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET body = ?, version = version + 1, edited_at = ? WHERE org_id = ? AND conversation_id = ? AND seq = ?`,
-			[]byte(text), millis(at), orgID, convID, seq); err != nil {
+			body, millis(at), orgID, convID, seq); err != nil {
 			return fmt.Errorf("update message: %w", err)
 		}
 		m.Text, m.Version, m.EditedAt = text, m.Version+1, &at
@@ -170,8 +201,9 @@ func (db *DB) RecallMessage(ctx context.Context, orgID, convID string, seq int64
 
 // FindMessageVersions lists a message's earlier texts, oldest first.
 func (db *DB) FindMessageVersions(ctx context.Context, orgID, convID string, seq int64) ([]*chatvault.MessageVersion, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT version, body, created_at FROM message_versions
-		WHERE org_id = ? AND conversation_id = ? AND seq = ? ORDER BY version`, orgID, convID, seq)
+	rows, err := db.read.QueryContext(ctx, `SELECT v.version, v.body, v.created_at, (SELECT m.id FROM messages m
+			WHERE m.org_id = v.org_id AND m.conversation_id = v.conversation_id AND m.seq = v.seq)
+		FROM message_versions v WHERE v.org_id = ? AND v.conversation_id = ? AND v.seq = ? ORDER BY v.version`, orgID, convID, seq)
 	if err != nil {
 		return nil, fmt.Errorf("query message versions: %w", err)
 	}
@@ -181,10 +213,14 @@ func (db *DB) FindMessageVersions(ctx context.Context, orgID, convID string, seq
 		var v chatvault.MessageVersion
 		var body []byte
 		var created int64
-		if err := rows.Scan(&v.Version, &body, &created); err != nil {
+		var msgID sql.NullString
+		if err := rows.Scan(&v.Version, &body, &created, &msgID); err != nil {
 			return nil, fmt.Errorf("scan message version: %w", err)
 		}
-		v.Text, v.CreatedAt = string(body), fromMillis(created)
+		if v.Text, err = db.openBody(ctx, orgID, convID, msgID.String, v.Version, body); err != nil {
+			return nil, err
+		}
+		v.CreatedAt = fromMillis(created)
 		out = append(out, &v)
 	}
 	return out, rows.Err()
@@ -206,14 +242,22 @@ func (db *DB) HideMessage(ctx context.Context, orgID, convID, userID string, seq
 	})
 }
 
+// sentFrom turns an optional lower time bound into one that SQL can always apply.
+func sentFrom(t time.Time) int64 {
+	if t.IsZero() {
+		return -1 << 62
+	}
+	return millis(t)
+}
+
 func scanMessage(s scanner) (*chatvault.Message, error) {
 	var m chatvault.Message
 	var client, replyTo sql.NullString
 	var body []byte
 	var sent int64
-	var edited, stateAt sql.NullInt64
+	var edited, stateAt, expired sql.NullInt64
 	err := s.Scan(&m.OrgID, &m.ConversationID, &m.Seq, &m.ID, &m.SenderID, &client, &m.Kind, &body, &replyTo,
-		&sent, &edited, &m.Version, &m.State, &stateAt)
+		&sent, &edited, &m.Version, &m.State, &stateAt, &m.Importance, &expired)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	} else if err != nil {
@@ -221,5 +265,24 @@ func scanMessage(s scanner) (*chatvault.Message, error) {
 	}
 	m.ClientMsgID, m.ReplyTo, m.Text = client.String, replyTo.String, string(body)
 	m.SentAt, m.EditedAt, m.StateAt = fromMillis(sent), fromNullMillis(edited), fromNullMillis(stateAt)
+	m.ExpiredAt, m.Important = fromNullMillis(expired), m.Importance != 0
 	return &m, nil
+}
+
+// openMessage replaces the stored body that scanMessage put in m.Text with its text.
+func (db *DB) openMessage(ctx context.Context, m *chatvault.Message) error {
+	return db.openMessageWith(ctx, m, nil)
+}
+
+// openMessageWith is openMessage remembering the last data key used in *last.
+func (db *DB) openMessageWith(ctx context.Context, m *chatvault.Message, last **keyring.DataKey) error {
+	if m.Text == "" || (db.enc == nil && m.Text[0] != 0xFF) {
+		return nil
+	}
+	text, err := db.openBodyWith(ctx, last, m.OrgID, m.ConversationID, m.ID, m.Version, []byte(m.Text))
+	if err != nil {
+		return err
+	}
+	m.Text = text
+	return nil
 }

@@ -25,7 +25,7 @@ type statements struct {
 }
 
 const pageQuery = `SELECT ` + messageColumns + ` FROM messages m
-	WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq < ?4
+	WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq < ?4 AND sent_at >= ?7
 	AND NOT EXISTS (SELECT 1 FROM hidden_messages h
 		WHERE h.org_id = ?1 AND h.conversation_id = ?2 AND h.user_id = ?5 AND h.seq = m.seq)
 	ORDER BY seq `
@@ -42,13 +42,13 @@ func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 		return st
 	}
 	s.session = prep(read, `SELECT d.org_id, d.user_id, d.id, d.name, d.created_at, d.revoked_at,
-			u.username, u.display_name, u.roles, u.disabled, u.created_at
+			u.username, u.display_name, u.roles, u.disabled, u.created_at, u.retention_days
 		FROM devices d JOIN users u ON u.org_id = d.org_id AND u.id = d.user_id WHERE d.token_hash = ?`)
 	s.pageAsc = prep(read, pageQuery+`ASC LIMIT ?6`)
 	s.pageDesc = prep(read, pageQuery+`DESC LIMIT ?6`)
 	s.count = prep(read, `SELECT count(*) FROM (SELECT 1 FROM messages m
 		WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq <= ?4 AND sender_id != ?5 AND state = 'live'
-		AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+		AND expired_at IS NULL AND sent_at >= ?8 AND NOT EXISTS (SELECT 1 FROM hidden_messages h
 			WHERE h.org_id = ?1 AND h.conversation_id = ?2 AND h.user_id = ?6 AND h.seq = m.seq)
 		LIMIT ?7)`)
 
@@ -58,8 +58,8 @@ func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 	s.messageExists = prep(write, `SELECT 1 FROM messages WHERE org_id = ? AND conversation_id = ? AND id = ?`)
 	s.nextSeq = prep(write, `UPDATE conversations SET last_seq = last_seq + 1, last_event_id = ? WHERE org_id = ? AND id = ? RETURNING last_seq`)
 	s.nextEvent = prep(write, `UPDATE counters SET value = value + 1 WHERE name = 'event' RETURNING value`)
-	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, importance)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if len(errs) > 0 {
 		s.close()
 		return errors.Join(errs...)

@@ -12,6 +12,9 @@ import (
 
 const userColumns = `org_id, id, username, display_name, roles, disabled, password_hash, created_at`
 
+// userSelect adds the columns later migrations gave users.
+const userSelect = userColumns + `, retention_days`
+
 // CreateUser inserts a user.
 func (db *DB) CreateUser(ctx context.Context, u *chatvault.User) error {
 	return db.update(ctx, func(ctx context.Context, tx *wtx) error { return insertUser(ctx, tx, u) })
@@ -43,7 +46,7 @@ type queryer interface {
 }
 
 func findUser(ctx context.Context, q queryer, where string, args ...any) (*chatvault.User, error) {
-	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE `+where, args...))
+	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userSelect+` FROM users WHERE `+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "user not found")
 	}
@@ -52,7 +55,7 @@ func findUser(ctx context.Context, q queryer, where string, args ...any) (*chatv
 
 // FindUsers pages through an org's users by username.
 func (db *DB) FindUsers(ctx context.Context, orgID string, f chatvault.UserFilter) ([]*chatvault.User, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users
+	rows, err := db.read.QueryContext(ctx, `SELECT `+userSelect+` FROM users
 		WHERE org_id = ? AND username > ? AND (? = 0 OR disabled = 0) ORDER BY username LIMIT ?`,
 		orgID, f.AfterUsername, f.EnabledOnly, f.Limit)
 	if err != nil {
@@ -110,7 +113,8 @@ func scanUser(s scanner) (*chatvault.User, error) {
 	var u chatvault.User
 	var roles string
 	var created int64
-	if err := s.Scan(&u.OrgID, &u.ID, &u.Username, &u.DisplayName, &roles, &u.Disabled, &u.PasswordHash, &created); err != nil {
+	var retention sql.NullInt64
+	if err := s.Scan(&u.OrgID, &u.ID, &u.Username, &u.DisplayName, &roles, &u.Disabled, &u.PasswordHash, &created, &retention); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, err
 		}
@@ -118,6 +122,7 @@ func scanUser(s scanner) (*chatvault.User, error) {
 	}
 	u.Roles = splitRoles(roles)
 	u.CreatedAt = fromMillis(created)
+	u.RetentionDays = fromNullInt(retention)
 	return &u, nil
 }
 

@@ -62,9 +62,9 @@ func (tx *wtx) emit(ctx context.Context, ev chatvault.Event) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("record event: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, ev.OrgID, ev.ConversationID, id, ev.Kind, forUser, nullString(ev.Subject),
-		sql.NullInt64{Int64: ev.Seq, Valid: ev.Seq > 0}, nullString(ev.MessageID), millis(ev.At))
+	_, err = tx.ExecContext(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at, from_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ev.OrgID, ev.ConversationID, id, ev.Kind, forUser, nullString(ev.Subject),
+		sql.NullInt64{Int64: ev.Seq, Valid: ev.Seq > 0}, nullString(ev.MessageID), millis(ev.At), sql.NullInt64{Int64: ev.FromSeq, Valid: ev.FromSeq > 0})
 	if err != nil {
 		return 0, fmt.Errorf("insert event: %w", err)
 	}

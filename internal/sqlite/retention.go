@@ -1,0 +1,805 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chatvault/chatvault"
+)
+
+var _ chatvault.RetentionStore = (*DB)(nil)
+
+// FindPolicy returns the org's policy, or the default one when it never set one.
+func (db *DB) FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error) {
+	var raw string
+	err := db.read.QueryRowContext(ctx, `SELECT policy FROM retention_policies WHERE org_id = ?`, orgID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		p := chatvault.DefaultPolicy()
+		return &p, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("query policy: %w", err)
+	}
+	var p chatvault.Policy
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return nil, fmt.Errorf("decode policy: %w", err)
+	}
+	return &p, nil
+}
+
+// SavePolicy stores the policy; every conversation of the org is examined afresh at the next run.
+func (db *DB) SavePolicy(ctx context.Context, orgID string, p *chatvault.Policy) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO retention_policies (org_id, policy, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (org_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
+			orgID, string(raw), millis(p.UpdatedAt)); err != nil {
+			return fmt.Errorf("save policy: %w", err)
+		}
+		return rescanOrg(ctx, tx, orgID)
+	})
+}
+
+func rescanOrg(ctx context.Context, tx *wtx, orgID string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET expire_scanned_seq = 0 WHERE org_id = ? AND expire_scanned_seq > 0`, orgID); err != nil {
+		return fmt.Errorf("reset retention scan: %w", err)
+	}
+	return nil
+}
+
+func rescanFrom(ctx context.Context, tx *wtx, orgID, convID string, seq int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE conversations SET expire_scanned_seq = MIN(expire_scanned_seq, ?) WHERE org_id = ? AND id = ?`,
+		max(seq, 0), orgID, convID)
+	if err != nil {
+		return fmt.Errorf("reset retention scan: %w", err)
+	}
+	return nil
+}
+
+// SetConversationRetention sets or clears an override.
+func (db *DB) SetConversationRetention(ctx context.Context, orgID, convID string, days *int) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE conversations SET retention_days = ?, expire_scanned_seq = 0 WHERE org_id = ? AND id = ?`,
+			nullInt(days), orgID, convID)
+		if err != nil {
+			return fmt.Errorf("set conversation retention: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
+		}
+		return nil
+	})
+}
+
+// FindConversationRetention returns a conversation's override (nil: none).
+func (db *DB) FindConversationRetention(ctx context.Context, orgID, convID string) (*int, error) {
+	var days sql.NullInt64
+	err := db.read.QueryRowContext(ctx, `SELECT retention_days FROM conversations WHERE org_id = ? AND id = ?`, orgID, convID).Scan(&days)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
+	} else if err != nil {
+		return nil, fmt.Errorf("query conversation retention: %w", err)
+	}
+	return fromNullInt(days), nil
+}
+
+// SetUserRetention sets or clears a user's own preference.
+func (db *DB) SetUserRetention(ctx context.Context, orgID, userID string, days *int) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET retention_days = ? WHERE org_id = ? AND id = ?`, nullInt(days), orgID, userID)
+		if err != nil {
+			return fmt.Errorf("set user retention: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "user not found")
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE conversations SET expire_scanned_seq = 0 WHERE org_id = ? AND id IN
+			(SELECT conversation_id FROM participants WHERE org_id = ? AND user_id = ?)`, orgID, orgID, userID)
+		return err
+	})
+}
+
+// FindMemberRetention returns the preferences of the conversation's current members.
+func (db *DB) FindMemberRetention(ctx context.Context, orgID, convID string) ([]*int, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT u.retention_days FROM participants p
+		JOIN users u ON u.org_id = p.org_id AND u.id = p.user_id
+		WHERE p.org_id = ? AND p.conversation_id = ? AND p.active = 1`, orgID, convID)
+	if err != nil {
+		return nil, fmt.Errorf("query member retention: %w", err)
+	}
+	defer rows.Close()
+	var out []*int
+	for rows.Next() {
+		var d sql.NullInt64
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, fromNullInt(d))
+	}
+	return out, rows.Err()
+}
+
+// FindConversationIDs pages through an org's conversations.
+func (db *DB) FindConversationIDs(ctx context.Context, orgID, after string, limit int) ([]string, error) {
+	return db.strings(ctx, `SELECT id FROM conversations WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, orgID, after, limit)
+}
+
+// FindParticipantIDs lists everyone who is or was in the conversation.
+func (db *DB) FindParticipantIDs(ctx context.Context, orgID, convID string) ([]string, error) {
+	return db.strings(ctx, `SELECT user_id FROM participants WHERE org_id = ? AND conversation_id = ?`, orgID, convID)
+}
+
+func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// CreateHold stores a legal hold.
+func (db *DB) CreateHold(ctx context.Context, h *chatvault.Hold) error {
+	cust, _ := json.Marshal(h.Custodians)
+	convs, _ := json.Marshal(h.Conversations)
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO legal_holds (org_id, id, name, reason, custodians, conversations, from_at, to_at, created_by, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, h.OrgID, h.ID, h.Name, h.Reason, string(cust), string(convs),
+			nullMillis(h.From), nullMillis(h.To), h.CreatedBy, millis(h.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert hold: %w", err)
+		}
+		return nil
+	})
+}
+
+const holdColumns = `org_id, id, name, reason, custodians, conversations, from_at, to_at, created_by, created_at, released_at, released_by`
+
+// FindHolds lists the org's holds, newest first.
+func (db *DB) FindHolds(ctx context.Context, orgID string, activeOnly bool) ([]*chatvault.Hold, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+holdColumns+` FROM legal_holds WHERE org_id = ? AND (? = 0 OR released_at IS NULL)
+		ORDER BY created_at DESC, id`, orgID, activeOnly)
+	if err != nil {
+		return nil, fmt.Errorf("query holds: %w", err)
+	}
+	defer rows.Close()
+	var out []*chatvault.Hold
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+func scanHold(s scanner) (*chatvault.Hold, error) {
+	var h chatvault.Hold
+	var cust, convs string
+	var from, to, released sql.NullInt64
+	var releasedBy sql.NullString
+	var created int64
+	if err := s.Scan(&h.OrgID, &h.ID, &h.Name, &h.Reason, &cust, &convs, &from, &to, &h.CreatedBy, &created, &released, &releasedBy); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("scan hold: %w", err)
+	}
+	if err := json.Unmarshal([]byte(cust), &h.Custodians); err != nil {
+		return nil, fmt.Errorf("decode hold custodians: %w", err)
+	}
+	if err := json.Unmarshal([]byte(convs), &h.Conversations); err != nil {
+		return nil, fmt.Errorf("decode hold conversations: %w", err)
+	}
+	h.From, h.To, h.ReleasedAt, h.ReleasedBy = fromNullMillis(from), fromNullMillis(to), fromNullMillis(released), releasedBy.String
+	h.CreatedAt = fromMillis(created)
+	return &h, nil
+}
+
+// ReleaseHold ends a hold; what it protected is examined afresh at the next run.
+func (db *DB) ReleaseHold(ctx context.Context, orgID, holdID, by string, at time.Time) (*chatvault.Hold, error) {
+	var out *chatvault.Hold
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE legal_holds SET released_at = ?, released_by = ? WHERE org_id = ? AND id = ? AND released_at IS NULL`,
+			millis(at), by, orgID, holdID)
+		if err != nil {
+			return fmt.Errorf("release hold: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "no active hold %s", holdID)
+		}
+		if out, err = scanHold(tx.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM legal_holds WHERE org_id = ? AND id = ?`, orgID, holdID)); err != nil {
+			return err
+		}
+		return rescanOrg(ctx, tx, orgID)
+	})
+	return out, err
+}
+
+// CreateRule stores an importance rule.
+func (db *DB) CreateRule(ctx context.Context, r *chatvault.ImportantRule) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO important_rules (org_id, id, pattern, regex, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			r.OrgID, r.ID, r.Pattern, r.Regex, r.CreatedBy, millis(r.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert rule: %w", err)
+		}
+		return nil
+	})
+}
+
+// FindRules lists the org's importance rules.
+func (db *DB) FindRules(ctx context.Context, orgID string) ([]*chatvault.ImportantRule, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT id, pattern, regex, created_by, created_at FROM important_rules WHERE org_id = ? ORDER BY created_at, id`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("query rules: %w", err)
+	}
+	defer rows.Close()
+	var out []*chatvault.ImportantRule
+	for rows.Next() {
+		r := chatvault.ImportantRule{OrgID: orgID}
+		var created int64
+		if err := rows.Scan(&r.ID, &r.Pattern, &r.Regex, &r.CreatedBy, &created); err != nil {
+			return nil, fmt.Errorf("scan rule: %w", err)
+		}
+		r.CreatedAt = fromMillis(created)
+		out = append(out, &r)
+	}
+	return out, rows.Err()
+}
+
+// DeleteRule removes a rule; messages it already flagged stay important.
+func (db *DB) DeleteRule(ctx context.Context, orgID, ruleID string) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM important_rules WHERE org_id = ? AND id = ?`, orgID, ruleID)
+		if err != nil {
+			return fmt.Errorf("delete rule: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "rule %s not found", ruleID)
+		}
+		return nil
+	})
+}
+
+// SetImportance sets or clears a flag. A star is per member: the star flag stays while any member
+// has starred the message.
+func (db *DB) SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error) {
+	var out *chatvault.Message
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		m, err := findMessage(ctx, tx, `seq = ?`, orgID, convID, seq)
+		if err != nil {
+			return err
+		}
+		if m.State == chatvault.StatePurged {
+			return chatvault.Errorf(chatvault.ECONFLICT, "the message was purged")
+		}
+		set := on
+		if flag == chatvault.ImportantByStar {
+			if on {
+				_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO stars (org_id, conversation_id, seq, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+					orgID, convID, seq, userID, millis(at))
+			} else {
+				_, err = tx.ExecContext(ctx, `DELETE FROM stars WHERE org_id = ? AND conversation_id = ? AND seq = ? AND user_id = ?`, orgID, convID, seq, userID)
+			}
+			if err != nil {
+				return fmt.Errorf("star: %w", err)
+			}
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM stars WHERE org_id = ? AND conversation_id = ? AND seq = ?)`,
+				orgID, convID, seq).Scan(&set); err != nil {
+				return fmt.Errorf("count stars: %w", err)
+			}
+		}
+		next := m.Importance &^ flag
+		if set {
+			next |= flag
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET importance = ? WHERE org_id = ? AND conversation_id = ? AND seq = ?`,
+			next, orgID, convID, seq); err != nil {
+			return fmt.Errorf("set importance: %w", err)
+		}
+		if next == 0 && m.Importance != 0 {
+			// No longer protected: the next run must look at it again.
+			if err := rescanFrom(ctx, tx, orgID, convID, seq-1); err != nil {
+				return err
+			}
+		}
+		m.Importance, m.Important = next, next != 0
+		out = m
+		return nil
+	})
+	return out, err
+}
+
+// scanWindow bounds how many seqs one expiry step examines, so a step never holds the writer for
+// long however many rows it skips.
+const scanWindow = 1000
+
+// ExpireMessages marks one bounded step of expirable messages.
+func (db *DB) ExpireMessages(ctx context.Context, s chatvault.ExpireStep) (*chatvault.StepResult, error) {
+	if s.Important {
+		return db.expireImportant(ctx, s)
+	}
+	res := &chatvault.StepResult{}
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		*res = chatvault.StepResult{}
+		var lastSeq, scanned int64
+		err := tx.QueryRowContext(ctx, `SELECT last_seq, expire_scanned_seq FROM conversations WHERE org_id = ? AND id = ?`,
+			s.OrgID, s.ConversationID).Scan(&lastSeq, &scanned)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", s.ConversationID)
+		} else if err != nil {
+			return fmt.Errorf("query conversation: %w", err)
+		}
+		after := max(s.AfterSeq, scanned)
+		boundary, err := firstSeqSentFrom(ctx, tx, s.OrgID, s.ConversationID, s.SentBefore, lastSeq)
+		if err != nil {
+			return err
+		}
+		hi := min(after+int64(max(s.Limit, 1)), boundary-1, after+scanWindow)
+		res.Scanned = max(after, hi)
+		if hi <= after {
+			res.Done = true
+			return nil
+		}
+		held, heldArgs := heldClause(s.Held)
+		args := append([]any{millis(s.At), s.OrgID, s.ConversationID, after, hi, millis(s.SentBefore)}, heldArgs...)
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET expired_at = ?
+			WHERE org_id = ? AND conversation_id = ? AND seq > ? AND seq <= ? AND `+expirableStates(s.Selection)+` AND expired_at IS NULL
+			AND sent_at < ? AND importance = 0`+held+` RETURNING seq`, args...)
+		if err != nil {
+			return fmt.Errorf("expire messages: %w", err)
+		}
+		if err := collectSeqs(rows, res); err != nil {
+			return err
+		}
+		// Messages the clock placed out of order stay below the watermark, to be examined again.
+		var late sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT min(seq) FROM messages WHERE org_id = ? AND conversation_id = ? AND seq > ? AND seq <= ? AND sent_at >= ?`,
+			s.OrgID, s.ConversationID, after, hi, millis(s.SentBefore)).Scan(&late); err != nil {
+			return fmt.Errorf("check message order: %w", err)
+		}
+		mark := hi
+		if late.Valid {
+			mark = late.Int64 - 1
+		}
+		if mark > scanned {
+			if _, err := tx.ExecContext(ctx, `UPDATE conversations SET expire_scanned_seq = ? WHERE org_id = ? AND id = ?`, mark, s.OrgID, s.ConversationID); err != nil {
+				return fmt.Errorf("advance retention scan: %w", err)
+			}
+		}
+		res.Done = hi >= boundary-1
+		return emitRange(ctx, tx, s.Selection, chatvault.EventPurged, res)
+	})
+	return res, err
+}
+
+// expireImportant expires, one bounded step at a time, important messages past their own window.
+func (db *DB) expireImportant(ctx context.Context, s chatvault.ExpireStep) (*chatvault.StepResult, error) {
+	res := &chatvault.StepResult{Done: true}
+	if s.ImportantBefore == nil {
+		return res, nil
+	}
+	held, heldArgs := heldClause(s.Held)
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		*res = chatvault.StepResult{}
+		args := append([]any{millis(s.At), s.OrgID, s.ConversationID, s.AfterSeq, millis(*s.ImportantBefore)}, heldArgs...)
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET expired_at = ?1 WHERE org_id = ?2 AND conversation_id = ?3 AND seq IN
+			(SELECT seq FROM messages INDEXED BY messages_important WHERE org_id = ?2 AND conversation_id = ?3 AND seq > ?4
+				AND importance != 0 AND expired_at IS NULL AND `+expirableStates(s.Selection)+` AND sent_at < ?5`+renumber(held, 6)+
+			` ORDER BY seq LIMIT `+fmt.Sprint(max(s.Limit, 1))+`) RETURNING seq`, args...)
+		if err != nil {
+			return fmt.Errorf("expire important messages: %w", err)
+		}
+		if err := collectSeqs(rows, res); err != nil {
+			return err
+		}
+		res.Done, res.Scanned = res.Count < s.Limit, res.LastSeq
+		return emitRange(ctx, tx, s.Selection, chatvault.EventPurged, res)
+	})
+	return res, err
+}
+
+// expirableStates: recalled messages expire with the rest only when the org preserves recalls;
+// otherwise the run destroys them directly.
+// (Spelled with state != 'purged' so SQLite sees that the partial indexes apply.)
+func expirableStates(s chatvault.Selection) string {
+	if s.ExcludeRecalled {
+		return `state != 'purged' AND state != 'recalled'`
+	}
+	return `state != 'purged'`
+}
+
+// renumber turns the anonymous parameters of a clause into numbered ones from n on, so it can
+// follow numbered parameters.
+func renumber(clause string, n int) string {
+	var b strings.Builder
+	for _, r := range clause {
+		if r == '?' {
+			fmt.Fprintf(&b, "?%d", n)
+			n++
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// firstSeqSentFrom finds the first seq whose message was sent at or after t, by binary search over
+// the gap-free seqs (sent_at grows with seq; a message the clock placed out of order is caught by
+// the caller). It returns lastSeq+1 when every message is older.
+func firstSeqSentFrom(ctx context.Context, tx *wtx, orgID, convID string, t time.Time, lastSeq int64) (int64, error) {
+	lo, hi := int64(1), lastSeq+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var sent int64
+		err := tx.QueryRowContext(ctx, `SELECT sent_at FROM messages WHERE org_id = ? AND conversation_id = ? AND seq = ?`, orgID, convID, mid).Scan(&sent)
+		if err != nil {
+			return 0, fmt.Errorf("find retention boundary: %w", err)
+		}
+		if sent >= millis(t) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
+}
+
+// heldClause excludes messages sent inside any held time range.
+func heldClause(held []chatvault.TimeRange) (string, []any) {
+	var b strings.Builder
+	var args []any
+	for _, r := range held {
+		b.WriteString(" AND NOT (1 = 1")
+		if r.From != nil {
+			b.WriteString(" AND sent_at >= ?")
+			args = append(args, millis(*r.From))
+		}
+		if r.To != nil {
+			b.WriteString(" AND sent_at < ?")
+			args = append(args, millis(*r.To))
+		}
+		b.WriteString(")")
+	}
+	return b.String(), args
+}
+
+func collectSeqs(rows *sql.Rows, res *chatvault.StepResult) error {
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return fmt.Errorf("scan seq: %w", err)
+		}
+		if res.Count == 0 || seq < res.FirstSeq {
+			res.FirstSeq = seq
+		}
+		res.LastSeq = max(res.LastSeq, seq)
+		res.Count++
+	}
+	return rows.Err()
+}
+
+func emitRange(ctx context.Context, tx *wtx, s chatvault.Selection, kind chatvault.EventKind, res *chatvault.StepResult) error {
+	if res.Count == 0 {
+		return nil
+	}
+	_, err := tx.emit(ctx, chatvault.Event{OrgID: s.OrgID, Kind: kind, ConversationID: s.ConversationID,
+		FromSeq: res.FirstSeq, Seq: res.LastSeq, At: s.At})
+	return err
+}
+
+// destroyWhere is the selection of a destroy step, without the seq bound.
+func destroyWhere(s chatvault.DestroyStep) (string, []any, error) {
+	held, args := heldClause(s.Held)
+	switch {
+	case s.Batch != nil:
+		w, a := `state != 'purged' AND sent_at < ?`, []any{millis(s.Batch.SentBefore)}
+		if s.Batch.SenderID != "" {
+			w += ` AND sender_id = ?`
+			a = append(a, s.Batch.SenderID)
+		}
+		if s.Batch.From != nil {
+			w += ` AND sent_at >= ?`
+			a = append(a, millis(*s.Batch.From))
+		}
+		if s.Batch.To != nil {
+			w += ` AND sent_at < ?`
+			a = append(a, millis(*s.Batch.To))
+		}
+		return w + held, append(a, args...), nil
+	case s.Recalled:
+		return `state = 'recalled'` + held, args, nil
+	case s.ExpiredBefore != nil:
+		return `expired_at IS NOT NULL AND state != 'purged' AND expired_at < ?` + held, append([]any{millis(*s.ExpiredBefore)}, args...), nil
+	}
+	return "", nil, errors.New("destroy step selects nothing: set Batch, Recalled or ExpiredBefore")
+}
+
+// DestroyMessages destroys one bounded step of messages: the body and every version go, as do the
+// per-user rows that point at them; a tombstone (id, conversation, seq, sender, time) stays.
+func (db *DB) DestroyMessages(ctx context.Context, s chatvault.DestroyStep) (*chatvault.StepResult, error) {
+	where, args, err := destroyWhere(s)
+	if err != nil {
+		return nil, err
+	}
+	res := &chatvault.StepResult{}
+	err = db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		*res = chatvault.StepResult{}
+		sel := append([]any{s.OrgID, s.ConversationID, s.AfterSeq}, args...)
+		rows, err := tx.QueryContext(ctx, `SELECT seq FROM messages WHERE org_id = ? AND conversation_id = ? AND seq > ? AND `+where+
+			` ORDER BY seq LIMIT ?`, append(sel, s.Limit)...)
+		if err != nil {
+			return fmt.Errorf("select messages to destroy: %w", err)
+		}
+		var seqs []int64
+		for rows.Next() {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
+				rows.Close()
+				return err
+			}
+			seqs = append(seqs, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		res.Done = len(seqs) < s.Limit
+		if len(seqs) == 0 {
+			res.Scanned = s.AfterSeq
+			return nil
+		}
+		list, _ := json.Marshal(seqs)
+		key := []any{s.OrgID, s.ConversationID, string(list)}
+		for _, q := range []string{
+			`UPDATE messages SET body = NULL, client_msg_id = NULL, reply_to = NULL, state = 'purged', state_at = ?4, importance = 0,
+				expired_at = COALESCE(expired_at, ?4) WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN (SELECT value FROM json_each(?3))`,
+			`DELETE FROM message_versions WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN (SELECT value FROM json_each(?3))`,
+			`DELETE FROM hidden_messages WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN (SELECT value FROM json_each(?3))`,
+			`DELETE FROM stars WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN (SELECT value FROM json_each(?3))`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, append(key, millis(s.At))...); err != nil {
+				return fmt.Errorf("destroy messages: %w", err)
+			}
+		}
+		res.Count, res.FirstSeq, res.LastSeq, res.Scanned = len(seqs), seqs[0], seqs[len(seqs)-1], seqs[len(seqs)-1]
+		return emitRange(ctx, tx, s.Selection, chatvault.EventPurged, res)
+	})
+	return res, err
+}
+
+// CountExpirable says what ExpireMessages would mark in the whole conversation, and how much more
+// it would mark but for holds.
+func (db *DB) CountExpirable(ctx context.Context, s chatvault.ExpireStep) (*chatvault.PurgeCount, error) {
+	importantBefore := int64(-1 << 62)
+	if s.ImportantBefore != nil {
+		importantBefore = millis(*s.ImportantBefore)
+	}
+	where := `state IN ('live', 'recalled') AND expired_at IS NULL AND sent_at < ? AND (importance = 0 OR sent_at < ?)`
+	// (countPurge applies ExcludeRecalled)
+	return db.countPurge(ctx, s.Selection, where, []any{millis(s.SentBefore), importantBefore}, 0)
+}
+
+// CountDestroyable says what DestroyMessages would destroy in the whole conversation.
+func (db *DB) CountDestroyable(ctx context.Context, s chatvault.DestroyStep) (*chatvault.PurgeCount, error) {
+	unheld := s
+	unheld.Held = nil
+	where, args, err := destroyWhere(unheld)
+	if err != nil {
+		return nil, err
+	}
+	floor := int64(0)
+	if s.Batch != nil {
+		floor = millis(s.Batch.SentBefore)
+	}
+	return db.countPurge(ctx, s.Selection, where, args, floor)
+}
+
+// countPurge counts matches of where, reports how many of them holds protect, and, when
+// youngFloor is set, how many would match but for being younger than it.
+func (db *DB) countPurge(ctx context.Context, s chatvault.Selection, where string, args []any, youngFloor int64) (*chatvault.PurgeCount, error) {
+	out := &chatvault.PurgeCount{ConversationID: s.ConversationID}
+	if s.ExcludeRecalled {
+		where += ` AND state != 'recalled'`
+	}
+	held, heldArgs := heldClause(s.Held)
+	base := append([]any{s.OrgID, s.ConversationID}, args...)
+	var first, last, firstAt, lastAt sql.NullInt64
+	err := db.read.QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq), min(sent_at), max(sent_at) FROM messages
+		WHERE org_id = ? AND conversation_id = ? AND `+where+held, append(base, heldArgs...)...).Scan(&out.Count, &first, &last, &firstAt, &lastAt)
+	if err != nil {
+		return nil, fmt.Errorf("count messages: %w", err)
+	}
+	out.FirstSeq, out.LastSeq = first.Int64, last.Int64
+	out.FirstSentAt, out.LastSentAt = fromNullMillis(firstAt), fromNullMillis(lastAt)
+	var all int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE org_id = ? AND conversation_id = ? AND `+where, base...).Scan(&all); err != nil {
+		return nil, fmt.Errorf("count held messages: %w", err)
+	}
+	out.Held = all - out.Count
+	if youngFloor > 0 {
+		young := strings.Replace(where, "sent_at < ?", "sent_at >= ?", 1)
+		if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE org_id = ? AND conversation_id = ? AND `+young, base...).Scan(&out.TooYoung); err != nil {
+			return nil, fmt.Errorf("count young messages: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// UnexpireMessages gives back, one bounded step at a time, expired messages the plan now keeps.
+func (db *DB) UnexpireMessages(ctx context.Context, s chatvault.ExpireStep) (*chatvault.StepResult, error) {
+	res := &chatvault.StepResult{}
+	keep := `NOT (sent_at < ?4 AND (importance = 0 OR sent_at < ?5))`
+	sentBefore, importantBefore := int64(-1<<62), int64(-1<<62) // never: keep everything
+	if !s.SentBefore.IsZero() {
+		sentBefore = millis(s.SentBefore)
+	}
+	if s.ImportantBefore != nil {
+		importantBefore = millis(*s.ImportantBefore)
+	}
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		*res = chatvault.StepResult{}
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET expired_at = NULL WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN
+			(SELECT seq FROM messages INDEXED BY messages_expiring WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3
+				AND expired_at IS NOT NULL AND state != 'purged' AND `+keep+` ORDER BY seq LIMIT ?6) RETURNING seq`,
+			s.OrgID, s.ConversationID, s.AfterSeq, sentBefore, importantBefore, s.Limit)
+		if err != nil {
+			return fmt.Errorf("unexpire messages: %w", err)
+		}
+		if err := collectSeqs(rows, res); err != nil {
+			return err
+		}
+		res.Done, res.Scanned = res.Count < s.Limit, res.LastSeq
+		return emitRange(ctx, tx, s.Selection, chatvault.EventRestored, res)
+	})
+	return res, err
+}
+
+// RestoreExpired makes expired, not yet destroyed messages live again.
+func (db *DB) RestoreExpired(ctx context.Context, orgID, convID string, fromSeq, toSeq int64, at time.Time) (*chatvault.StepResult, error) {
+	res := &chatvault.StepResult{}
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		*res = chatvault.StepResult{}
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET expired_at = NULL WHERE org_id = ? AND conversation_id = ? AND seq >= ? AND seq <= ?
+			AND expired_at IS NOT NULL AND state != 'purged' RETURNING seq`, orgID, convID, fromSeq, toSeq)
+		if err != nil {
+			return fmt.Errorf("restore messages: %w", err)
+		}
+		if err := collectSeqs(rows, res); err != nil {
+			return err
+		}
+		// If the policy still says they go, the next run expires them again.
+		if err := rescanFrom(ctx, tx, orgID, convID, fromSeq-1); err != nil {
+			return err
+		}
+		return emitRange(ctx, tx, chatvault.Selection{OrgID: orgID, ConversationID: convID, At: at}, chatvault.EventRestored, res)
+	})
+	return res, err
+}
+
+// SavePurgeRun stores (or updates) a run and its certificate.
+func (db *DB) SavePurgeRun(ctx context.Context, r *chatvault.PurgeRun) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO purge_runs (org_id, id, started_at, finished_at, certificate) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (org_id, id) DO UPDATE SET finished_at = excluded.finished_at, certificate = excluded.certificate`,
+			r.OrgID, r.ID, millis(r.StartedAt), nullMillis(r.FinishedAt), string(raw))
+		if err != nil {
+			return fmt.Errorf("save purge run: %w", err)
+		}
+		return nil
+	})
+}
+
+// FindPurgeRuns lists the org's runs, newest first.
+func (db *DB) FindPurgeRuns(ctx context.Context, orgID string, limit int) ([]*chatvault.PurgeRun, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT certificate FROM purge_runs WHERE org_id = ? ORDER BY started_at DESC, id DESC LIMIT ?`, orgID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query purge runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*chatvault.PurgeRun
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		var r chatvault.PurgeRun
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			return nil, fmt.Errorf("decode purge run: %w", err)
+		}
+		out = append(out, &r)
+	}
+	return out, rows.Err()
+}
+
+// FindPurgeRun finds one run.
+func (db *DB) FindPurgeRun(ctx context.Context, orgID, runID string) (*chatvault.PurgeRun, error) {
+	var raw string
+	err := db.read.QueryRowContext(ctx, `SELECT certificate FROM purge_runs WHERE org_id = ? AND id = ?`, orgID, runID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "purge run %s not found", runID)
+	} else if err != nil {
+		return nil, fmt.Errorf("query purge run: %w", err)
+	}
+	var r chatvault.PurgeRun
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		return nil, fmt.Errorf("decode purge run: %w", err)
+	}
+	return &r, nil
+}
+
+// RecordAudit appends to the audit log.
+func (db *DB) RecordAudit(ctx context.Context, e *chatvault.AuditEntry) error {
+	details, err := json.Marshal(e.Details)
+	if err != nil {
+		return err
+	}
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO audit_log (org_id, at, actor_id, action, target, reason, outcome, details)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.OrgID, millis(e.At), e.ActorID, e.Action, e.Target, e.Reason, e.Outcome, string(details)).Scan(&e.ID)
+		if err != nil {
+			return fmt.Errorf("record audit: %w", err)
+		}
+		return nil
+	})
+}
+
+// FindAudit lists the org's newest audit entries.
+func (db *DB) FindAudit(ctx context.Context, orgID string, limit int) ([]*chatvault.AuditEntry, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT id, at, actor_id, action, target, reason, outcome, details FROM audit_log
+		WHERE org_id = ? ORDER BY id DESC LIMIT ?`, orgID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	defer rows.Close()
+	var out []*chatvault.AuditEntry
+	for rows.Next() {
+		e := chatvault.AuditEntry{OrgID: orgID}
+		var at int64
+		var details string
+		if err := rows.Scan(&e.ID, &at, &e.ActorID, &e.Action, &e.Target, &e.Reason, &e.Outcome, &details); err != nil {
+			return nil, fmt.Errorf("scan audit: %w", err)
+		}
+		e.At = fromMillis(at)
+		json.Unmarshal([]byte(details), &e.Details)
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}
+
+func nullInt(v *int) sql.NullInt64 {
+	if v == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: int64(*v), Valid: true}
+}
+
+func fromNullInt(n sql.NullInt64) *int {
+	if !n.Valid {
+		return nil
+	}
+	v := int(n.Int64)
+	return &v
+}
