@@ -87,7 +87,7 @@ func insertSpan(ctx context.Context, tx *wtx, orgID, convID, userID string, from
 
 // FindConversation finds one conversation of the org.
 func (db *DB) FindConversation(ctx context.Context, orgID, convID string) (*chatvault.Conversation, error) {
-	return findConversation(ctx, db.read, orgID, convID)
+	return findConversation(ctx, db.cached, orgID, convID)
 }
 
 func findConversation(ctx context.Context, q queryer, orgID, convID string) (*chatvault.Conversation, error) {
@@ -115,7 +115,7 @@ func scanConversation(s scanner) (*chatvault.Conversation, error) {
 
 // FindParticipant returns one user's standing in a conversation.
 func (db *DB) FindParticipant(ctx context.Context, orgID, convID, userID string) (*chatvault.Participant, error) {
-	ps, err := findParticipants(ctx, db.read, orgID, convID, userID)
+	ps, err := findParticipants(ctx, db.cached, orgID, convID, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (db *DB) FindParticipant(ctx context.Context, orgID, convID, userID string)
 
 // FindParticipants returns everyone who is or was in the conversation.
 func (db *DB) FindParticipants(ctx context.Context, orgID, convID string) ([]*chatvault.Participant, error) {
-	return findParticipants(ctx, db.read, orgID, convID, "")
+	return findParticipants(ctx, db.cached, orgID, convID, "")
 }
 
 type rowsQueryer interface {
@@ -201,7 +201,7 @@ func scanSpan(s scanner, key *string) (chatvault.MemberSpan, error) {
 
 // FindUserConversations lists every conversation the user is or was in, most recently active first.
 func (db *DB) FindUserConversations(ctx context.Context, orgID, userID string) ([]*chatvault.UserConversation, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT c.org_id, c.id, c.kind, c.title, c.created_by, c.created_at,
+	rows, err := db.cached.QueryContext(ctx, `SELECT c.org_id, c.id, c.kind, c.title, c.created_by, c.created_at,
 			c.history_visible, c.direct_key, c.last_seq, p.role, p.active, p.read_seq, p.cleared_seq
 		FROM participants p JOIN conversations c ON c.org_id = p.org_id AND c.id = p.conversation_id
 		WHERE p.org_id = ? AND p.user_id = ?`, orgID, userID)
@@ -229,7 +229,7 @@ func (db *DB) FindUserConversations(ctx context.Context, orgID, userID string) (
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = db.read.QueryContext(ctx, `SELECT conversation_id, `+spanColumns+` FROM member_spans
+	rows, err = db.cached.QueryContext(ctx, `SELECT conversation_id, `+spanColumns+` FROM member_spans
 		WHERE org_id = ? AND user_id = ? ORDER BY conversation_id, from_seq`, orgID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("query member spans: %w", err)

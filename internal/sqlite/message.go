@@ -107,7 +107,7 @@ func (db *DB) FindMessages(ctx context.Context, orgID, convID string, q chatvaul
 
 // FindMessageByID finds one message of a conversation.
 func (db *DB) FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*chatvault.Message, error) {
-	m, err := findMessage(ctx, db.read, `id = ?`, orgID, convID, msgID)
+	m, err := findMessage(ctx, db.cached, `id = ?`, orgID, convID, msgID)
 	if err != nil {
 		return nil, err
 	}

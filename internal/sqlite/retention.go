@@ -17,7 +17,7 @@ var _ chatvault.RetentionStore = (*DB)(nil)
 // FindPolicy returns the org's policy, or the default one when it never set one.
 func (db *DB) FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error) {
 	var raw string
-	err := db.read.QueryRowContext(ctx, `SELECT policy FROM retention_policies WHERE org_id = ?`, orgID).Scan(&raw)
+	err := db.cached.QueryRowContext(ctx, `SELECT policy FROM retention_policies WHERE org_id = ?`, orgID).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		p := chatvault.DefaultPolicy()
 		return &p, nil
@@ -81,7 +81,7 @@ func (db *DB) SetConversationRetention(ctx context.Context, orgID, convID string
 // FindConversationRetention returns a conversation's override (nil: none).
 func (db *DB) FindConversationRetention(ctx context.Context, orgID, convID string) (*int, error) {
 	var days sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT retention_days FROM conversations WHERE org_id = ? AND id = ?`, orgID, convID).Scan(&days)
+	err := db.cached.QueryRowContext(ctx, `SELECT retention_days FROM conversations WHERE org_id = ? AND id = ?`, orgID, convID).Scan(&days)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
 	} else if err != nil {
@@ -108,7 +108,7 @@ func (db *DB) SetUserRetention(ctx context.Context, orgID, userID string, days *
 
 // FindMemberRetention returns the preferences of the conversation's current members.
 func (db *DB) FindMemberRetention(ctx context.Context, orgID, convID string) ([]*int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT u.retention_days FROM participants p
+	rows, err := db.cached.QueryContext(ctx, `SELECT u.retention_days FROM participants p
 		JOIN users u ON u.org_id = p.org_id AND u.id = p.user_id
 		WHERE p.org_id = ? AND p.conversation_id = ? AND p.active = 1`, orgID, convID)
 	if err != nil {
@@ -172,7 +172,7 @@ const holdColumns = `org_id, id, name, reason, custodians, conversations, from_a
 
 // FindHolds lists the org's holds, newest first.
 func (db *DB) FindHolds(ctx context.Context, orgID string, activeOnly bool) ([]*chatvault.Hold, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+holdColumns+` FROM legal_holds WHERE org_id = ? AND (? = 0 OR released_at IS NULL)
+	rows, err := db.cached.QueryContext(ctx, `SELECT `+holdColumns+` FROM legal_holds WHERE org_id = ? AND (? = 0 OR released_at IS NULL)
 		ORDER BY created_at DESC, id`, orgID, activeOnly)
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
@@ -246,7 +246,7 @@ func (db *DB) CreateRule(ctx context.Context, r *chatvault.ImportantRule) error 
 
 // FindRules lists the org's importance rules.
 func (db *DB) FindRules(ctx context.Context, orgID string) ([]*chatvault.ImportantRule, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT id, pattern, regex, created_by, created_at FROM important_rules WHERE org_id = ? ORDER BY created_at, id`, orgID)
+	rows, err := db.cached.QueryContext(ctx, `SELECT id, pattern, regex, created_by, created_at FROM important_rules WHERE org_id = ? ORDER BY created_at, id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("query rules: %w", err)
 	}

@@ -33,12 +33,12 @@ func insertUser(ctx context.Context, tx *wtx, u *chatvault.User) error {
 
 // FindUserByID finds a user of the org.
 func (db *DB) FindUserByID(ctx context.Context, orgID, userID string) (*chatvault.User, error) {
-	return findUser(ctx, db.read, `org_id = ? AND id = ?`, orgID, userID)
+	return findUser(ctx, db.cached, `org_id = ? AND id = ?`, orgID, userID)
 }
 
 // FindUserByUsername finds a user of the org by their (case-folded) username.
 func (db *DB) FindUserByUsername(ctx context.Context, orgID, username string) (*chatvault.User, error) {
-	return findUser(ctx, db.read, `org_id = ? AND username = ?`, orgID, username)
+	return findUser(ctx, db.cached, `org_id = ? AND username = ?`, orgID, username)
 }
 
 type queryer interface {
