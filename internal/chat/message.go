@@ -229,11 +229,7 @@ func (s *Service) Message(ctx context.Context, a chatvault.Actor, convID, msgID 
 // Versions returns every text a message has had, oldest first, the current one last. A recalled
 // message has no visible history.
 func (s *Service) Versions(ctx context.Context, a chatvault.Actor, convID, msgID string) ([]*chatvault.MessageVersion, error) {
-	acc, err := s.open(ctx, a, convID)
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.visibleMessage(ctx, acc, msgID)
+	m, err := s.Message(ctx, a, convID, msgID)
 	if err != nil {
 		return nil, err
 	}
@@ -337,11 +333,7 @@ func (s *Service) Hide(ctx context.Context, a chatvault.Actor, convID, msgID str
 // Star marks (or unmarks) a message the actor can see as important to them; a starred message is
 // kept in the important tier while any member's star is on it.
 func (s *Service) Star(ctx context.Context, a chatvault.Actor, convID, msgID string, on bool) (*chatvault.Message, error) {
-	acc, err := s.open(ctx, a, convID)
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.visibleMessage(ctx, acc, msgID)
+	m, err := s.Message(ctx, a, convID, msgID)
 	if err != nil {
 		return nil, err
 	}

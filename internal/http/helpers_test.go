@@ -134,12 +134,22 @@ func (ts *testServer) do(method, path, token string, body any) response {
 			ts.t.Fatal(err)
 		}
 	}
+	contentType := ""
+	if raw != nil {
+		contentType = "application/json"
+	}
+	return ts.doRaw(method, path, token, contentType, raw)
+}
+
+// doRaw makes one request with a raw body and the given Content-Type ("" for none).
+func (ts *testServer) doRaw(method, path, token, contentType string, raw []byte) response {
+	ts.t.Helper()
 	req, err := http.NewRequest(method, ts.URL+path, bytes.NewReader(raw))
 	if err != nil {
 		ts.t.Fatal(err)
 	}
-	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -1,12 +1,10 @@
 package http_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -342,32 +340,6 @@ func (k *checker) checkErrorBody(t *testing.T, call string, resp *http.Response,
 	}
 }
 
-// send is ts.do with a chosen Content-Type, for what ts.do cannot send.
-func send(ts *testServer, method, path, token, contentType string, body []byte) response {
-	ts.t.Helper()
-	req, err := http.NewRequest(method, ts.URL+path, bytes.NewReader(body))
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		ts.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	if ts.validate != nil {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		ts.validate(ts.t, req, body, resp, out)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: out}
-}
 
 // wantError fails unless r is an error response with the code (and, if given, the field).
 func wantError(t *testing.T, r response, code, field string) {
@@ -800,13 +772,13 @@ func contractTransport(t *testing.T, c *contract) {
 
 	// 415: a body that is not JSON.
 	k.breaking(func() {
-		r := send(ts, "POST", base, alice.Token, "text/plain; charset=utf-8", []byte(`{"client_msg_id": "t", "text": "hi"}`))
+		r := ts.doRaw("POST", base, alice.Token, "text/plain; charset=utf-8", []byte(`{"client_msg_id": "t", "text": "hi"}`))
 		if r.Status != http.StatusUnsupportedMediaType {
 			t.Errorf("text/plain body: status %d; want 415; body %s", r.Status, r.Body)
 		}
 	})
 	// application/json with parameters, and +json, are JSON.
-	if r := send(ts, "POST", base, alice.Token, "application/json; charset=utf-8", []byte(`{"client_msg_id": "u", "text": "ok"}`)); r.Status != http.StatusCreated {
+	if r := ts.doRaw("POST", base, alice.Token, "application/json; charset=utf-8", []byte(`{"client_msg_id": "u", "text": "ok"}`)); r.Status != http.StatusCreated {
 		t.Errorf("application/json; charset=utf-8 body: status %d; want 201; body %s", r.Status, r.Body)
 	}
 
