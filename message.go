@@ -83,8 +83,9 @@ type MessageCount struct {
 type MessageStore interface {
 	// AppendMessage allocates the next seq and stores m, durably, before it returns. When the sender
 	// already sent m.ClientMsgID in this conversation it fills m with that message and returns
-	// created=false. EFORBIDDEN if the sender is not an active member; EINVALID (field "reply_to") if
-	// ReplyTo names no message of the conversation.
+	// created=false. ENOTFOUND if the sender was never a member (the conversation may as well not
+	// exist), EFORBIDDEN if they no longer are; EINVALID (field "reply_to") if ReplyTo names no
+	// message of the conversation.
 	AppendMessage(ctx context.Context, m *Message) (created bool, err error)
 	FindMessages(ctx context.Context, orgID, convID string, q MessageQuery) ([]*Message, error)
 	FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*Message, error)

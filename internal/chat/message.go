@@ -28,11 +28,17 @@ func (s *Service) Send(ctx context.Context, a chatvault.Actor, convID string, re
 	if err := validMessageText(req.Text); err != nil {
 		return nil, false, err
 	}
-	acc, err := s.openActive(ctx, a, convID)
-	if err != nil {
-		return nil, false, err
+	if !validID(convID) {
+		return nil, false, chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
 	}
+	// Membership is checked by the store inside the write (never a member: not found; a former
+	// member: forbidden), so a plain send reads nothing first. A reply must point at a message the
+	// sender can see, which needs the read path.
 	if req.ReplyTo != "" {
+		acc, err := s.openActive(ctx, a, convID)
+		if err != nil {
+			return nil, false, err
+		}
 		if _, err := s.visibleMessage(ctx, acc, req.ReplyTo); err != nil {
 			return nil, false, chatvault.Invalidf("reply_to", "reply_to names no message you can see in this conversation")
 		}
@@ -40,10 +46,11 @@ func (s *Service) Send(ctx context.Context, a chatvault.Actor, convID string, re
 	m := &chatvault.Message{OrgID: a.OrgID, ID: newID(), ConversationID: convID, SenderID: a.UserID,
 		ClientMsgID: req.ClientMsgID, Kind: chatvault.KindText, Text: req.Text, ReplyTo: req.ReplyTo, SentAt: s.clock.Now()}
 	if s.cfg.Classifier != nil {
-		if m.Importance, err = s.cfg.Classifier.Classify(ctx, a.OrgID, req.Text); err != nil {
+		importance, err := s.cfg.Classifier.Classify(ctx, a.OrgID, req.Text)
+		if err != nil {
 			return nil, false, err
 		}
-		m.Important = m.Importance != 0
+		m.Importance, m.Important = importance, importance != 0
 	}
 	created, err := s.store.AppendMessage(ctx, m)
 	if err != nil {

@@ -34,8 +34,10 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 		}
 		var active bool
 		err := tx.StmtContext(ctx, db.stmts.activeMember).QueryRowContext(ctx, m.OrgID, m.ConversationID, m.SenderID).Scan(&active)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && !active) {
-			return chatvault.Errorf(chatvault.EFORBIDDEN, "only active members can send to this conversation")
+		if errors.Is(err, sql.ErrNoRows) {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", m.ConversationID)
+		} else if err == nil && !active {
+			return chatvault.Errorf(chatvault.EFORBIDDEN, "you are no longer a member of this conversation")
 		} else if err != nil {
 			return fmt.Errorf("query sender membership: %w", err)
 		}

@@ -342,7 +342,7 @@ func testAppendNonMember(t *testing.T, s chatvault.Store) {
 	c := f.group(t, 0, false, 1)
 	m := &chatvault.Message{OrgID: f.org.ID, ID: id(), ConversationID: c.ID, SenderID: f.users[2].ID, Kind: chatvault.KindText, Text: "x", SentAt: t0}
 	_, err := s.AppendMessage(ctx, m)
-	wantCode(t, "AppendMessage(non-member)", err, chatvault.EFORBIDDEN)
+	wantCode(t, "AppendMessage(never a member)", err, chatvault.ENOTFOUND)
 	if err := s.RemoveMember(ctx, f.org.ID, c.ID, f.users[1].ID, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +608,7 @@ func testOrgIsolation(t *testing.T, s chatvault.Store) {
 	}
 	intruder := &chatvault.Message{OrgID: g.org.ID, ID: id(), ConversationID: c.ID, SenderID: g.users[0].ID, Kind: chatvault.KindText, Text: "x", SentAt: t0}
 	_, err := s.AppendMessage(ctx, intruder)
-	wantCode(t, "AppendMessage(other org)", err, chatvault.EFORBIDDEN)
+	wantCode(t, "AppendMessage(other org)", err, chatvault.ENOTFOUND)
 }
 
 func testTextRoundTrip(t *testing.T, s chatvault.Store) {
