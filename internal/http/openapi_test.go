@@ -340,7 +340,6 @@ func (k *checker) checkErrorBody(t *testing.T, call string, resp *http.Response,
 	}
 }
 
-
 // wantError fails unless r is an error response with the code (and, if given, the field).
 func wantError(t *testing.T, r response, code, field string) {
 	t.Helper()

@@ -22,6 +22,9 @@ type statements struct {
 	nextSeq       *sql.Stmt
 	insertMessage *sql.Stmt
 	nextEvent     *sql.Stmt
+	// Every write of a batch runs in its own savepoint: prepared, since a batch runs them hundreds
+	// of times.
+	savepoint, rollbackTo, release *sql.Stmt
 
 	all []*sql.Stmt
 }
@@ -60,6 +63,9 @@ func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 	s.messageExists = prep(write, `SELECT 1 FROM messages WHERE org_id = ? AND conversation_id = ? AND id = ?`)
 	s.nextSeq = prep(write, `UPDATE conversations SET last_seq = last_seq + 1, last_event_id = ? WHERE org_id = ? AND id = ? RETURNING last_seq`)
 	s.nextEvent = prep(write, `UPDATE counters SET value = value + 1 WHERE name = 'event' RETURNING value`)
+	s.savepoint = prep(write, `SAVEPOINT w`)
+	s.rollbackTo = prep(write, `ROLLBACK TO w`)
+	s.release = prep(write, `RELEASE w`)
 	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, importance)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if len(errs) > 0 {

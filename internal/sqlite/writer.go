@@ -157,19 +157,19 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 			events = w.events
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+		if _, err := tx.Stmt(db.stmts.savepoint).Exec(); err != nil {
 			tx.Rollback()
 			return nil, fmt.Errorf("savepoint: %w", err)
 		}
 		if results[i] = r.fn(context.Background(), w); results[i] != nil {
-			if _, err := tx.Exec("ROLLBACK TO w"); err != nil {
+			if _, err := tx.Stmt(db.stmts.rollbackTo).Exec(); err != nil {
 				tx.Rollback()
 				return nil, fmt.Errorf("rollback to savepoint: %w", err)
 			}
 		} else {
 			events = append(events, w.events...)
 		}
-		if _, err := tx.Exec("RELEASE w"); err != nil {
+		if _, err := tx.Stmt(db.stmts.release).Exec(); err != nil {
 			tx.Rollback()
 			return nil, fmt.Errorf("release savepoint: %w", err)
 		}
