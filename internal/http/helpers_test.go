@@ -73,7 +73,10 @@ func newTestServer(t *testing.T) *testServer {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Hub: h, Store: db}, logger, cvhttp.Config{MaxBodyBytes: 64 << 10})
+	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Hub: h, Store: db}, logger, cvhttp.Config{MaxBodyBytes: 64 << 10,
+		// Long, so a client the slow-consumer test stalls on purpose meets the queue bound, not
+		// this timeout, even on a loaded machine.
+		WSWriteTimeout: 2 * time.Minute})
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// TLS, when set, serves HTTPS with it (see CertReloader) and sends HSTS on every response.
 	TLS *tls.Config
+	// WSWriteTimeout is how long a WebSocket write may block before the client is cut off (it then
+	// resumes from the last cursor it received). Default 10 s.
+	WSWriteTimeout time.Duration
 }
 
 // DefaultMaxBodyBytes is the request body limit unless configured otherwise.
@@ -69,6 +72,9 @@ type Server struct {
 func NewServer(svc Services, logger *slog.Logger, cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.WSWriteTimeout <= 0 {
+		cfg.WSWriteTimeout = 10 * time.Second
 	}
 	s := &Server{accounts: svc.Accounts, chat: svc.Chat, retention: svc.Retention, hub: svc.Hub, store: svc.Store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
 	s.routes()

@@ -24,7 +24,6 @@ const (
 const (
 	wsQueue        = 256              // events waiting for one connection before it is a slow consumer
 	wsPingInterval = 30 * time.Second // keepalive
-	wsWriteTimeout = 10 * time.Second
 	// wsSendBuffer caps the kernel's send buffer of a live connection. Left alone, Linux grows it to
 	// 4 MiB for a client that stops reading, and the bounded queue would bound nothing.
 	wsSendBuffer = 64 << 10
@@ -94,7 +93,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	cursor, _ := chat.DecodeCursor(first.Cursor)
-	if err := writeFrame(ctx, conn, WSFrame{Type: "sync", Cursor: first.Cursor, Sync: first}); err != nil {
+	if err := s.writeFrame(ctx, conn, WSFrame{Type: "sync", Cursor: first.Cursor, Sync: first}); err != nil {
 		return nil
 	}
 
@@ -123,7 +122,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 				}
 				frame = WSFrame{Type: "sync", Cursor: res.Cursor, Sync: res}
 			}
-			if err := writeFrame(ctx, conn, frame); err != nil {
+			if err := s.writeFrame(ctx, conn, frame); err != nil {
 				return nil
 			}
 			cursor, _ = chat.DecodeCursor(frame.Cursor)
@@ -131,7 +130,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 			closeForReason(conn, sub.Reason(), cursor)
 			return nil
 		case <-ping.C:
-			pctx, pcancel := context.WithTimeout(ctx, wsWriteTimeout)
+			pctx, pcancel := context.WithTimeout(ctx, s.cfg.WSWriteTimeout)
 			err := conn.Ping(pctx)
 			pcancel()
 			if err != nil {
@@ -146,7 +145,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 }
 
 // closeForReason ends a connection whose subscription the hub dropped. A client so far behind that
-// even the close frame cannot be written within wsWriteTimeout is cut off; it resumes from the
+// even the close frame cannot be written within the write timeout is cut off; it resumes from the
 // last cursor it received.
 func closeForReason(conn *websocket.Conn, reason string, cursor int64) {
 	switch reason {
@@ -169,25 +168,25 @@ func (s *Server) wsReader(ctx context.Context, cancel context.CancelFunc, conn *
 		}
 		var req WSSend
 		if err := DecodeBody(data, &req); err != nil {
-			writeFrame(ctx, conn, errorFrame("", err))
+			s.writeFrame(ctx, conn, errorFrame("", err))
 			continue
 		}
 		if req.Type != "send" {
-			writeFrame(ctx, conn, errorFrame(req.ClientMsgID, chatvault.Invalidf("type", "the only frame a client sends is {\"type\": \"send\", ...}")))
+			s.writeFrame(ctx, conn, errorFrame(req.ClientMsgID, chatvault.Invalidf("type", "the only frame a client sends is {\"type\": \"send\", ...}")))
 			continue
 		}
 		// The token is checked again for every send, as for every REST request: a device revoked
 		// mid-connection cannot send even before the hub closes its socket.
 		if _, err := s.accounts.Authenticate(ctx, token); err != nil {
-			writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
+			s.writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
 			return
 		}
 		m, created, err := s.chat.Send(ctx, a, req.ConversationID, chat.SendRequest{ClientMsgID: req.ClientMsgID, Text: req.Text, ReplyTo: req.ReplyTo})
 		if err != nil {
-			writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
+			s.writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
 			continue
 		}
-		writeFrame(ctx, conn, WSFrame{Type: "ack", ClientMsgID: req.ClientMsgID, Created: created, Message: m})
+		s.writeFrame(ctx, conn, WSFrame{Type: "ack", ClientMsgID: req.ClientMsgID, Created: created, Message: m})
 	}
 }
 
@@ -196,12 +195,12 @@ func errorFrame(clientMsgID string, err error) WSFrame {
 		Message: chatvault.ErrorMessage(err), Field: chatvault.ErrorField(err)}}
 }
 
-func writeFrame(ctx context.Context, conn *websocket.Conn, f WSFrame) error {
+func (s *Server) writeFrame(ctx context.Context, conn *websocket.Conn, f WSFrame) error {
 	data, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WSWriteTimeout)
 	defer cancel()
 	if err := conn.Write(ctx, websocket.MessageText, data); err != nil && !errors.Is(err, context.Canceled) {
 		return err
