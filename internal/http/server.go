@@ -62,6 +62,7 @@ type Server struct {
 	logger    *slog.Logger
 	cfg       Config
 
+	frames   frameCache // encoded WebSocket message frames, shared across connections
 	mux      *http.ServeMux
 	patterns []string
 	http     *http.Server

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/chatvault/chatvault"
@@ -113,19 +114,23 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 			if ev.ID <= cursor {
 				continue // already covered by a sync frame
 			}
-			frame := WSFrame{Type: "message", Cursor: chat.EncodeCursor(ev.ID), Message: ev.Message}
-			if ev.Kind != chatvault.EventMessage {
-				res, err := s.chat.Sync(ctx, a, cursor)
-				if err != nil {
-					conn.Close(websocket.StatusInternalError, "sync failed")
+			if ev.Kind == chatvault.EventMessage {
+				// The same bytes go to every recipient: encoded once, shared by all connections.
+				if err := s.writeBytes(ctx, conn, s.frames.message(ev)); err != nil {
 					return nil
 				}
-				frame = WSFrame{Type: "sync", Cursor: res.Cursor, Sync: res}
+				cursor = ev.ID
+				continue
 			}
-			if err := s.writeFrame(ctx, conn, frame); err != nil {
+			res, err := s.chat.Sync(ctx, a, cursor)
+			if err != nil {
+				conn.Close(websocket.StatusInternalError, "sync failed")
 				return nil
 			}
-			cursor, _ = chat.DecodeCursor(frame.Cursor)
+			if err := s.writeFrame(ctx, conn, WSFrame{Type: "sync", Cursor: res.Cursor, Sync: res}); err != nil {
+				return nil
+			}
+			cursor, _ = chat.DecodeCursor(res.Cursor)
 		case <-sub.Done():
 			closeForReason(conn, sub.Reason(), cursor)
 			return nil
@@ -200,10 +205,44 @@ func (s *Server) writeFrame(ctx context.Context, conn *websocket.Conn, f WSFrame
 	if err != nil {
 		return err
 	}
+	return s.writeBytes(ctx, conn, data)
+}
+
+func (s *Server) writeBytes(ctx context.Context, conn *websocket.Conn, data []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WSWriteTimeout)
 	defer cancel()
 	if err := conn.Write(ctx, websocket.MessageText, data); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// frameCache holds the encoded "message" frames of recent events. A message to a group of 500
+// online members is one event delivered to 500 connections; without the cache each would encode it.
+type frameCache struct {
+	mu    sync.Mutex
+	m     map[*chatvault.Event][]byte
+	order []*chatvault.Event
+}
+
+// frameCacheSize bounds the cache: far more than the events in flight at any moment.
+const frameCacheSize = 4096
+
+func (c *frameCache) message(ev *chatvault.Event) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if data, ok := c.m[ev]; ok {
+		return data
+	}
+	data, _ := json.Marshal(WSFrame{Type: "message", Cursor: chat.EncodeCursor(ev.ID), Message: ev.Message})
+	if c.m == nil {
+		c.m = make(map[*chatvault.Event][]byte, frameCacheSize)
+	}
+	if len(c.order) >= frameCacheSize {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.m[ev] = data
+	c.order = append(c.order, ev)
+	return data
 }
