@@ -22,6 +22,16 @@ const benchUsage = `Usage:
       messages/s and ack latency through the store and the HTTP API; reference: raw batched INSERTs
   chatvault bench history [--data DIR | --messages N] [--readers 8] [--duration 10s | --count N] [--json FILE]
       random pages of 50 at random depths through the store, the read path and HTTP; reference: raw range query
+  chatvault bench sync    [--data DIR | --messages N] [--conversations 5000] [--changed 3] [--initial-conversations 1000]
+                          [--conversation-messages 3] [--duration 10s | --count N] [--json FILE]
+      incremental sync (a few of many conversations changed) and a new device's initial sync, in process and
+      over HTTP; reference: raw listing of the user's memberships
+  chatvault bench fanout  [--data DIR | --messages N] [--users 2500] [--devices 4] [--group 500] [--rate 1000]
+                          [--group-rate 10] [--senders 64] [--duration 10s | --count N] [--json FILE]
+      server memory per idle WebSocket connection, and group delivery latency under a paced send load
+  chatvault bench purge   [--data DIR | --messages N] [--expired-fraction 0.2] [--senders 64] [--readers 8] [--duration 10s] [--json FILE]
+      the retention job's expire and destroy rates (messages/s) on a store where a fraction is past the policy, and
+      send and history-read latency during each phase; reference: the same workload without a purge
 
 Without --data, a data set of --messages messages is generated into a temporary directory first.
 Runs work on copies of the data set in a temporary directory; the data set itself is not changed.
@@ -47,11 +57,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generator and of the workload")
-	fs.IntVar(&cfg.Senders, "senders", cfg.Senders, "ingest: concurrent senders (each a different user where the data set allows)")
+	fs.IntVar(&cfg.Senders, "senders", cfg.Senders, "ingest, fanout: concurrent senders (each a different user where the data set allows)")
 	fs.IntVar(&cfg.Readers, "readers", cfg.Readers, "history: concurrent readers")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each measured path runs")
 	fs.IntVar(&cfg.Count, "count", 0, "run each path for this many operations instead of --duration")
 	fs.IntVar(&cfg.RawBatch, "raw-batch", cfg.RawBatch, "ingest: rows per transaction of the raw insert reference")
+	fs.IntVar(&cfg.Sync.Conversations, "conversations", cfg.Sync.Conversations, "sync: conversations of the incremental-sync user")
+	fs.IntVar(&cfg.Sync.Changed, "changed", cfg.Sync.Changed, "sync: conversations changed before each incremental sync")
+	fs.IntVar(&cfg.Sync.InitialConversations, "initial-conversations", cfg.Sync.InitialConversations, "sync: conversations of the initial-sync user")
+	fs.IntVar(&cfg.Sync.Messages, "conversation-messages", cfg.Sync.Messages, "sync: messages in each of those conversations")
+	fs.IntVar(&cfg.Fanout.Users, "users", cfg.Fanout.Users, "fanout: users online")
+	fs.IntVar(&cfg.Fanout.Devices, "devices", cfg.Fanout.Devices, "fanout: WebSocket connections per user")
+	fs.IntVar(&cfg.Fanout.Group, "group", cfg.Fanout.Group, "fanout: members of the measured group (all online)")
+	fs.IntVar(&cfg.Fanout.Rate, "rate", cfg.Fanout.Rate, "fanout: messages per second sent in all")
+	fs.IntVar(&cfg.Fanout.GroupRate, "group-rate", cfg.Fanout.GroupRate, "fanout: of which to the group")
+	fs.DurationVar(&cfg.Fanout.Settle, "settle", cfg.Fanout.Settle, "fanout: idle time after opening the connections before the server's RSS is read")
+	expiredFraction := fs.Float64("expired-fraction", bench.DefaultExpiredFraction, "purge: fraction of the messages older than the policy")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -83,6 +104,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	run, ok := map[string]func(context.Context, bench.Config) (*bench.Report, error){
 		"ingest":  bench.Ingest,
 		"history": bench.History,
+		"purge":   bench.Purge(*expiredFraction),
+		"sync":    bench.Sync,
+		"fanout":  bench.Fanout,
 	}[scenario]
 	if !ok {
 		fmt.Fprint(stderr, benchUsage)

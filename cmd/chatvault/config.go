@@ -34,6 +34,10 @@ type Config struct {
 	TLSSelfSigned bool   `yaml:"tls_self_signed"`
 	// AllowInsecureHTTP permits plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+
+	Retention RetentionConfig `yaml:"retention"`
+	// Backup: schedule, recipients, targets and retention of backups (internal/backup).
+	Backup BackupConfig `yaml:"backup"`
 }
 
 // LogConfig says how chatvault logs.
@@ -63,6 +67,8 @@ func DefaultConfig() Config {
 		MaxBodyBytes: 64 << 10,
 		RecallWindow: Duration(2 * time.Minute),
 		Log:          LogConfig{Level: "info", Format: "text"},
+		Retention:    RetentionConfig{Interval: Duration(time.Hour)},
+		Backup:       backupDefaults(),
 	}
 }
 
@@ -87,6 +93,10 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateTLS()...)
+	errs = append(errs, c.Retention.validate()...)
+	if err := c.Backup.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q must be text or json", c.Log.Format))
 	}
@@ -125,6 +135,7 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 		fs.StringVar(&cf.cfg.Log.Level, "log-level", cf.cfg.Log.Level, "debug, info, warn or error (env CHATVAULT_LOG_LEVEL)")
 		fs.StringVar(&cf.cfg.Log.Format, "log-format", cf.cfg.Log.Format, "text or json (env CHATVAULT_LOG_FORMAT)")
 		addTLSFlags(fs, &cf.cfg)
+		addRetentionFlags(fs, &cf.cfg)
 	}
 	return cf
 }
@@ -160,6 +171,7 @@ func (cf *configFlags) resolve() (Config, error) {
 		"tls-key":             func() { cfg.TLSKey = fromFlags.TLSKey },
 		"tls-self-signed":     func() { cfg.TLSSelfSigned = fromFlags.TLSSelfSigned },
 		"allow-insecure-http": func() { cfg.AllowInsecureHTTP = fromFlags.AllowInsecureHTTP },
+		"retention-interval":  func() { cfg.Retention.Interval = fromFlags.Retention.Interval },
 	} {
 		if set[name] {
 			apply()
@@ -196,6 +208,9 @@ func applyEnv(cfg *Config) error {
 	str("CHATVAULT_LOG_LEVEL", &cfg.Log.Level)
 	str("CHATVAULT_LOG_FORMAT", &cfg.Log.Format)
 	if err := applySecurityEnv(cfg); err != nil {
+		return err
+	}
+	if err := applyRetentionEnv(cfg); err != nil {
 		return err
 	}
 	if v, ok := os.LookupEnv("CHATVAULT_MAX_BODY_BYTES"); ok {

@@ -49,6 +49,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	ret := retention.New(db, clock, logger, shredderOf(db))
+	stopRetention := startRetentionSchedule(time.Duration(cfg.Retention.Interval), ret, logger)
+	defer stopRetention() // before the deferred db.Close
+	stopBackups, err := startBackupSchedule(cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	defer stopBackups() // before the deferred db.Close
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret})
 	live := hub.New(db, logger)
 	db.SetEventSink(live.Publish)
@@ -88,6 +95,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := <-served; err != nil {
 		return err
 	}
+	stopRetention()
+	stopBackups()
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

@@ -17,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatvault/chatvault"
-	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
 // chatvaultBinary builds cmd/chatvault once per test run, so the HTTP paths run against a real
@@ -271,10 +270,11 @@ func TestScenarios(t *testing.T) {
 	if m.Messages != 400 {
 		t.Fatalf("Generate: manifest messages = %d, want 400", m.Messages)
 	}
-	db, err := sqlite.Open(data)
+	l, err := openLocal(data) // gen seals the bodies: the data set opens only with its keys
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := l.db
 	d := NewDataset(Params{Seed: 3, Messages: 400})
 	for _, c := range d.Convs[:min(len(d.Convs), 20)] {
 		got, err := db.FindConversation(ctx, c.OrgID, c.ID)

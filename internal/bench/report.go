@@ -30,7 +30,10 @@ type Report struct {
 	// Ratio compares each path with the reference: its rate divided by the reference's rate
 	// (1 = as fast as the raw engine).
 	Ratio map[string]float64 `json:"ratio"`
-	Notes []string           `json:"notes,omitempty"`
+	// Figures holds measured quantities that are not a path's rate or latency (fanout: server
+	// bytes per connection), by name with its unit.
+	Figures map[string]float64 `json:"figures,omitempty"`
+	Notes   []string           `json:"notes,omitempty"`
 
 	order []string // result keys in the order they were measured
 }
@@ -176,6 +179,14 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	if rep.Reference != nil {
 		fmt.Fprintf(bw, "%-9s %s; RSS of %s\n", "raw:", rep.Reference.Name, rep.Reference.RSSOf)
+	}
+	var figs []string
+	for k := range rep.Figures {
+		figs = append(figs, k)
+	}
+	slices.Sort(figs)
+	for _, k := range figs {
+		fmt.Fprintf(bw, "%s: %.6g\n", k, rep.Figures[k])
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(bw, "note: %s\n", n)

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/sqlite"
@@ -38,6 +37,9 @@ type Config struct {
 	RawBatch int
 	// PageSize is the history page size.
 	PageSize int
+	// Sync and Fanout size the sync and fanout scenarios.
+	Sync   SyncSizes
+	Fanout FanoutSizes
 	// Server returns the command that starts `chatvault serve --data dir --listen 127.0.0.1:0
 	// --log-format json`; the HTTP paths run against that process.
 	Server func(dir string) *exec.Cmd
@@ -48,7 +50,7 @@ type Config struct {
 // DefaultConfig is the configuration the command starts from.
 func DefaultConfig() Config {
 	return Config{Seed: 1, Senders: 64, Readers: 8, Duration: 10 * time.Second, RawBatch: 512, PageSize: 50,
-		Logf: func(string, ...any) {}}
+		Sync: DefaultSyncSizes(), Fanout: DefaultFanoutSizes(), Logf: func(string, ...any) {}}
 }
 
 func (cfg *Config) validate() error {
@@ -160,13 +162,9 @@ type local struct {
 	accts *account.Service
 }
 
+// openLocal opens a working copy in process as `chatvault serve` would: encrypted at rest.
 func openLocal(dir string) (*local, error) {
-	db, err := sqlite.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	clock := chatvault.SystemClock{}
-	return &local{db: db, chat: chat.NewService(db, clock, chat.Config{}), accts: account.NewService(db, clock)}, nil
+	return openSealed(dir, func(string, ...any) {})
 }
 
 func durability(ctx context.Context, db *sqlite.DB) (string, error) {

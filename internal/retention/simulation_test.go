@@ -577,9 +577,11 @@ func (s *simulation) check(d int) {
 					fail("destroyed message %d of %s is under a hold", m.seq, c)
 				}
 				// Policy destroys what it lets go today and what has been gone from readers for the
-				// whole grace window (the window starts when the message expired).
+				// whole grace window (the window starts when the message expired); with no grace
+				// window, the run that expires a message destroys it too.
 				until, ok := s.keepUntil(m)
-				byPolicy := ok && !now.Before(until) && m.expiredSeen != nil && !now.Before(m.expiredSeen.Add(grace))
+				graceOver := m.expiredSeen != nil && !now.Before(m.expiredSeen.Add(grace)) || m.expiredSeen == nil && grace == 0
+				byPolicy := ok && !now.Before(until) && graceOver
 				byRecall := m.recalledAt != nil && !s.policy.PreserveRecall
 				byBatch := m.batchOK != nil && m.sentAt.Before(m.batchOK.Add(-time.Duration(s.policy.MinDays)*day))
 				if !byPolicy && !byRecall && !byBatch {

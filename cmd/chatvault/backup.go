@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/sqlite"
+)
+
+// BackupConfig is the "backup" section of the configuration (internal/backup.Config).
+type BackupConfig = backup.Config
+
+const backupUsage = `Usage: chatvault backup COMMAND [--config FILE] [--data DIR]
+
+Commands:
+  create              take a backup now: snapshot (online), check, encrypt, write to every target
+  list [--keys]       the backups on the targets (--keys: the key backups)
+  verify ID [--identity FILE]
+                      compare every stored copy with its manifest; with --identity, also decrypt,
+                      restore into a temporary directory, run the integrity check, compare counts
+                      and decrypt a sample of messages
+  prune               apply the retention (backup.keep, backup.keys_keep_days) on every target
+
+Targets, recipients and retention come from the "backup" section of the config file; see
+docs/operations.md. Restore with: chatvault restore ID --data NEW_DIR --identity FILE
+`
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, backupUsage)
+		return flag.ErrHelp
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet("backup "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, backupUsage); fs.PrintDefaults() }
+	cf := addConfigFlags(fs, false)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	var identity *string
+	var keys, noCheck *bool
+	switch cmd {
+	case "create":
+		noCheck = fs.Bool("no-check", false, "skip the check of the snapshot before upload (integrity, counts, sample decrypt)")
+	case "list":
+		keys = fs.Bool("keys", false, "list key backups instead of data backups")
+	case "verify":
+		identity = fs.String("identity", "", "age identity file (AGE-SECRET-KEY-1...) of a recipient: verify in full")
+	case "prune":
+	default:
+		fmt.Fprint(stderr, backupUsage)
+		return fmt.Errorf("unknown backup command %q", cmd)
+	}
+	id, err := parseWithArg(fs, args[1:], cmd == "verify")
+	if err != nil {
+		return err
+	}
+	cfg, err := cf.resolve()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.Log, stderr)
+	var store *sqlite.DB
+	if cmd == "create" {
+		if store, err = openStore(cfg); err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+	job, err := newBackupJob(cfg, store, logger)
+	if err != nil {
+		return err
+	}
+	out := func(v any, text func(w io.Writer)) error {
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(v)
+		}
+		text(stdout)
+		return nil
+	}
+	switch cmd {
+	case "create":
+		res, err := job.Create(ctx, !*noCheck)
+		if err != nil {
+			return err
+		}
+		err = out(res, func(w io.Writer) {
+			fmt.Fprintf(w, "backup %s: %s encrypted, %d messages, stored on %d of %d targets in %s\n", res.ID,
+				humanBytes(res.Data.Parts[0].Size), res.Data.Tables["messages"], len(res.Stored), len(job.Targets), res.Duration.Round(time.Millisecond))
+			if res.Check != nil {
+				fmt.Fprintf(w, "checked before upload: integrity %s, %d sampled bodies decrypted\n", res.Check.Integrity, res.Check.Opened)
+			}
+			for _, f := range res.Failed {
+				fmt.Fprintf(w, "FAILED: %v\n", f)
+			}
+		})
+		if len(res.Failed) > 0 && err == nil {
+			return fmt.Errorf("%d target(s) did not get backup %s (the others did)", len(res.Failed), res.ID)
+		}
+		return err
+	case "list":
+		kind := backup.KindData
+		if *keys {
+			kind = backup.KindKeys
+		}
+		entries, lerr := job.List(ctx, kind)
+		err := out(entries, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tCREATED\tSIZE\tMESSAGES\tTARGETS")
+			for _, e := range entries {
+				var size int64
+				for _, p := range e.Manifest.Parts {
+					size += p.Size
+				}
+				msgs := "-"
+				if n, ok := e.Manifest.Tables["messages"]; ok {
+					msgs = fmt.Sprint(n)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Manifest.ID, e.Manifest.CreatedAt.Format(time.RFC3339), humanBytes(size), msgs, strings.Join(e.Targets, ", "))
+			}
+			tw.Flush()
+		})
+		return errors.Join(err, lerr)
+	case "verify":
+		var ids []age.Identity
+		if *identity != "" {
+			if ids, err = backup.ReadIdentities(*identity); err != nil {
+				return err
+			}
+		}
+		rep, verr := job.Verify(ctx, id, ids)
+		if rep != nil {
+			out(rep, func(w io.Writer) {
+				for t, err := range rep.Stored {
+					if err == nil {
+						fmt.Fprintf(w, "%s: stored copy matches the manifest\n", t)
+					} else {
+						fmt.Fprintf(w, "%s: BAD: %v\n", t, err)
+					}
+				}
+				if rep.Check != nil {
+					fmt.Fprintf(w, "restored with key backup %s: integrity %s, row counts match the manifest, %d of %d sampled bodies decrypted (%d shredded)\n",
+						rep.Keys, rep.Check.Integrity, rep.Check.Opened, rep.Check.Sampled, rep.Check.Shredded)
+				} else if !rep.Full {
+					fmt.Fprintln(w, "stored copies only: add --identity FILE to decrypt and restore the backup as well")
+				}
+			})
+		}
+		if verr != nil {
+			return fmt.Errorf("backup %s did not verify: %w", id, verr)
+		}
+		fmt.Fprintf(stdout, "backup %s verified in %s\n", id, rep.Elapsed.Round(time.Millisecond))
+		return nil
+	case "prune":
+		rep, err := job.Prune(ctx)
+		if rep != nil {
+			out(rep, func(w io.Writer) {
+				fmt.Fprintf(w, "data backups: kept %d, deleted %d; key backups: kept %d, deleted %d; journal segments deleted: %d\n",
+					len(rep.KeptData), len(rep.DeletedData), len(rep.KeptKeys), len(rep.DeletedKeys), rep.DeletedJournal)
+			})
+		}
+		return err
+	}
+	return nil
+}
+
+// parseWithArg parses flags given before or after one positional argument (required when want).
+func parseWithArg(fs *flag.FlagSet, args []string, want bool) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	arg := ""
+	if fs.NArg() > 0 {
+		arg = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return "", fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
+	case want && arg == "":
+		return "", fmt.Errorf("%s: give a backup ID (see chatvault backup list)", fs.Name())
+	case !want && arg != "":
+		return "", fmt.Errorf("%s takes no arguments, got %q", fs.Name(), arg)
+	}
+	return arg, nil
+}
+
+// newBackupJob wires the backup job of a configuration; store may be nil for commands that do
+// not take backups.
+func newBackupJob(cfg Config, store *sqlite.DB, logger *slog.Logger) (*backup.Job, error) {
+	bc := cfg.Backup
+	if !bc.Enabled() {
+		return nil, errors.New("no backup targets are configured: add a backup section with targets and recipients to the config file (see docs/operations.md)")
+	}
+	targets, err := backup.OpenTargets(bc.Targets, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	keyTargets, err := backup.OpenTargets(bc.KeyTargetsOrDefault(), os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := backup.ParseRecipients(bc.Recipients)
+	if err != nil {
+		return nil, err
+	}
+	kekFile := cfg.keyFile()
+	if keyring.EnvConfigured(os.Getenv) {
+		kekFile = "" // the KEK is in the environment: keep it there, not in backups
+	}
+	job := &backup.Job{Open: openRestored, Targets: targets, KeyTargets: keyTargets, Recipients: rs, RecipientKeys: bc.Recipients,
+		KEKFile: kekFile, Work: filepath.Join(cfg.Data, "backup", "work"), JournalState: filepath.Join(cfg.Data, "backup", "journal.json"),
+		Keep: bc.Keep, KeysKeepDays: bc.KeysKeepDays, Clock: chatvault.SystemClock{}, Logger: logger, Metrics: backupMetrics, Version: version()}
+	if store != nil {
+		job.Store = store
+	}
+	return job, nil
+}
+
+// backupMetrics are the process's backup counters (no /metrics endpoint yet; see internal/backup).
+var backupMetrics = &backup.Metrics{}
+
+// openRestored opens a restored data directory with its keys: the KEK from the environment when
+// CHATVAULT_KEK is set, else the key file restored from the key backup.
+func openRestored(ctx context.Context, dir string) (chatvault.RestoredStore, error) {
+	var p keyring.Provider
+	var err error
+	if keyring.EnvConfigured(os.Getenv) {
+		p, err = keyring.OpenEnv(os.Getenv)
+	} else {
+		kek := filepath.Join(dir, filepath.FromSlash(backup.KEKFile))
+		if _, serr := os.Stat(kek); serr != nil {
+			return nil, fmt.Errorf("the key backup holds no key file (%s), and CHATVAULT_KEK is not set: set CHATVAULT_KEK to the KEK the data was made with", backup.KEKFile)
+		}
+		p, err = keyring.OpenFile(kek)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sqlite.OpenWith(dir, sqlite.Options{Keyring: keyring.New(p, 0)})
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// startBackupSchedule runs scheduled backups in the server until stop is called (stop waits for
+// a run in progress to end, cancelled). Without targets nothing runs.
+func startBackupSchedule(cfg Config, store *sqlite.DB, logger *slog.Logger) (stop func(), err error) {
+	if !cfg.Backup.Enabled() {
+		logger.Info("backups are off: no backup targets configured (backup.targets)")
+		return func() {}, nil
+	}
+	job, err := newBackupJob(cfg, store, logger)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := backup.ParseSchedule(cfg.Backup.Schedule)
+	if err != nil {
+		return nil, err
+	}
+	s := &backup.Scheduler{Job: job, Schedule: sched, Verify: cfg.Backup.Verify}
+	if cfg.Backup.IdentityFile != "" {
+		if s.Identities, err = backup.ReadIdentities(cfg.Backup.IdentityFile); err != nil {
+			return nil, fmt.Errorf("backup.identity_file: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	logger.Info("backups scheduled", "schedule", cfg.Backup.Schedule, "targets", len(job.Targets), "verify", s.Verify, "full_verify", len(s.Identities) > 0)
+	var stopped bool
+	return func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}, nil
+}
+
+func backupDefaults() BackupConfig { return backup.DefaultConfig() }

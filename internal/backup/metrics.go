@@ -1,0 +1,41 @@
+package backup
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+)
+
+// Metrics counts what the backup job did. chatvault has no /metrics endpoint yet: WritePrometheus
+// writes these in the Prometheus text format for the one that comes, and the same events are
+// logged (failures at level ERROR).
+type Metrics struct {
+	Backups        atomic.Int64 // backups stored on at least one target
+	BackupFailures atomic.Int64 // backups that failed (snapshot, check, or no target reached)
+	TargetFailures atomic.Int64 // targets that did not get a backup after retries
+	Verifies       atomic.Int64 // verifications run
+	VerifyFailures atomic.Int64 // verifications (and pre-upload checks) that failed
+	LastSuccess    atomic.Int64 // Unix time of the last stored backup
+	LastBytes      atomic.Int64 // encrypted size of the last data backup
+}
+
+// WritePrometheus writes the metrics in the Prometheus text exposition format.
+func (m *Metrics) WritePrometheus(w io.Writer) error {
+	for _, c := range []struct {
+		name, kind, help string
+		v                int64
+	}{
+		{"chatvault_backups_total", "counter", "Backups stored on at least one target.", m.Backups.Load()},
+		{"chatvault_backup_failures_total", "counter", "Backups that failed.", m.BackupFailures.Load()},
+		{"chatvault_backup_target_failures_total", "counter", "Targets that did not get a backup after retries.", m.TargetFailures.Load()},
+		{"chatvault_backup_verifies_total", "counter", "Backup verifications run.", m.Verifies.Load()},
+		{"chatvault_backup_verify_failures_total", "counter", "Backup verifications that failed.", m.VerifyFailures.Load()},
+		{"chatvault_backup_last_success_timestamp_seconds", "gauge", "Unix time of the last stored backup.", m.LastSuccess.Load()},
+		{"chatvault_backup_last_size_bytes", "gauge", "Encrypted size of the last data backup.", m.LastBytes.Load()},
+	} {
+		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
