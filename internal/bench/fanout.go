@@ -64,21 +64,15 @@ type wsClient struct {
 // its "message" frame arriving on each connection of the group's members, measured in this process
 // with one clock.
 func Fanout(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	sz := cfg.Fanout
 	if err := sz.validate(); err != nil {
 		return nil, err
 	}
-	ds, err := openDataset(cfg.Data)
+	ds, rep, err := cfg.start("fanout")
 	if err != nil {
 		return nil, err
 	}
-	rep := newReport("fanout", time.Now(), cfg.Work)
-	rep.Store, rep.Dataset = "sqlite", ds.info()
 	rep.Figures = map[string]float64{}
-	rep.Settings = cfg.settings()
 	nconn := sz.Users * sz.Devices
 	for k, v := range map[string]any{"users": sz.Users, "devices_per_user": sz.Devices, "connections": nconn, "group_members": sz.Group,
 		"rate": sz.Rate, "group_rate": sz.GroupRate, "senders": cfg.Senders, "settle": sz.Settle.String()} {

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
@@ -72,16 +71,10 @@ func pageQueries(ctx context.Context, ds *dataset, db interface {
 // FindMessages, through chat.Service.Messages (the API's read path) and over HTTP, with
 // cfg.Readers concurrent readers; its reference is the raw indexed range query.
 func History(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	ds, err := openDataset(cfg.Data)
+	ds, rep, err := cfg.start("history")
 	if err != nil {
 		return nil, err
 	}
-	rep := newReport("history", time.Now(), cfg.Work)
-	rep.Store, rep.Dataset = "sqlite", ds.info()
-	rep.Settings = cfg.settings()
 	rep.Settings["readers"] = cfg.Readers
 	rep.Settings["page_size"] = cfg.PageSize
 	dir, err := cfg.workCopy(ds, "history")

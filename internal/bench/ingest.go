@@ -61,16 +61,10 @@ func newSenders(ds *dataset, n int, seed uint64) ([]*sender, error) {
 // durable) with cfg.Senders concurrent senders, and, as its reference, how many rows per second
 // the engine takes as plain batched INSERTs with the same durability settings.
 func Ingest(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	ds, err := openDataset(cfg.Data)
+	ds, rep, err := cfg.start("ingest")
 	if err != nil {
 		return nil, err
 	}
-	rep := newReport("ingest", time.Now(), cfg.Work)
-	rep.Store, rep.Dataset = "sqlite", ds.info()
-	rep.Settings = cfg.settings()
 	rep.Settings["senders"] = cfg.Senders
 	rep.Settings["raw_batch"] = cfg.RawBatch
 	senders, err := newSenders(ds, cfg.Senders, cfg.Seed)

@@ -246,3 +246,19 @@ func (cfg *Config) workCopy(ds *dataset, name string) (string, error) {
 	cfg.Logf("%s: working copy made in %.1fs", name, time.Since(t0).Seconds())
 	return dir, nil
 }
+
+// start validates cfg, opens the data set and begins the scenario's report with the settings every
+// scenario shares.
+func (cfg *Config) start(scenario string) (*dataset, *Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	ds, err := openDataset(cfg.Data)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep := newReport(scenario, time.Now(), cfg.Work)
+	rep.Store, rep.Dataset = "sqlite", ds.info()
+	rep.Settings = cfg.settings()
+	return ds, rep, nil
+}

@@ -69,20 +69,14 @@ type syncConv struct {
 // membership of the 5,000-conversation user (one prepared indexed query, raw bytes): what an
 // incremental sync exists to avoid, and what no sync that reads all memberships can beat.
 func Sync(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	sz := cfg.Sync
 	if err := sz.validate(); err != nil {
 		return nil, err
 	}
-	ds, err := openDataset(cfg.Data)
+	ds, rep, err := cfg.start("sync")
 	if err != nil {
 		return nil, err
 	}
-	rep := newReport("sync", time.Now(), cfg.Work)
-	rep.Store, rep.Dataset = "sqlite", ds.info()
-	rep.Settings = cfg.settings()
 	rep.Settings["conversations"] = sz.Conversations
 	rep.Settings["changed"] = sz.Changed
 	rep.Settings["initial_conversations"] = sz.InitialConversations
