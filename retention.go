@@ -91,6 +91,9 @@ type Selection struct {
 	// ExcludeRecalled leaves recalled messages out of expiry and its counts: when an org does not
 	// preserve recalls, the run destroys them directly instead.
 	ExcludeRecalled bool
+	// RunID, when set, makes each step record its certificate line (PurgeRunItem) in the same
+	// transaction as its changes.
+	RunID string
 }
 
 // ExpireStep marks live messages expired: non-important ones sent before SentBefore, or, when
@@ -219,6 +222,10 @@ type RetentionStore interface {
 	RestoreExpired(ctx context.Context, orgID, convID string, fromSeq, toSeq int64, at time.Time) (*StepResult, error)
 
 	SavePurgeRun(ctx context.Context, r *PurgeRun) error
+	// RecordPurgeItem adds a certificate line that no step wrote itself (data keys destroyed).
+	RecordPurgeItem(ctx context.Context, orgID, runID string, item PurgeRunItem) error
+	// FindPurgeRunItems returns a run's certificate lines in the order they were written.
+	FindPurgeRunItems(ctx context.Context, orgID, runID string) ([]PurgeRunItem, error)
 	FindPurgeRuns(ctx context.Context, orgID string, limit int) ([]*PurgeRun, error)
 	FindPurgeRun(ctx context.Context, orgID, runID string) (*PurgeRun, error)
 

@@ -142,11 +142,33 @@ func (s *Service) Run(ctx context.Context, orgID, actorID string, dryRun bool) (
 	finished := s.clock.Now()
 	run.FinishedAt = &finished
 	if !dryRun {
+		// The certificate is what the steps recorded in their own transactions, including what an
+		// interrupted attempt of this run did after its last progress save.
+		if err := s.certify(ctx, run); err != nil {
+			return nil, err
+		}
 		if err := s.store.SavePurgeRun(ctx, run); err != nil {
 			return nil, err
 		}
 	}
 	return run, nil
+}
+
+// certify rebuilds a run's certificate lines and totals from what its steps recorded.
+func (s *Service) certify(ctx context.Context, run *chatvault.PurgeRun) error {
+	items, err := s.store.FindPurgeRunItems(ctx, run.OrgID, run.ID)
+	if err != nil {
+		return err
+	}
+	held := run.Totals["held"]
+	run.Items, run.Totals = []chatvault.PurgeRunItem{}, map[string]int{"held": held}
+	for _, it := range items {
+		if it.Action != "data_keys_destroyed" {
+			run.Items = append(run.Items, it)
+		}
+		run.Totals[it.Action] += it.Count
+	}
+	return nil
 }
 
 // progressEvery is how often a run saves its certificate while it works. The certificate grows
@@ -170,6 +192,7 @@ func (s *Service) unfinishedRun(ctx context.Context, orgID string) (*chatvault.P
 func (s *Service) runConversation(ctx context.Context, run *chatvault.PurgeRun, pl *plan, p *chatvault.Policy, now time.Time) error {
 	sel := pl.selection(run.OrgID, now)
 	sel.ExcludeRecalled = !p.PreserveRecall // destroyed directly below, never expired first
+	sel.RunID = run.ID                      // each step certifies itself, in its own transaction
 	// First give back what the policy no longer lets go (it grew longer, a message became
 	// important), so the destroy step below only ever takes what the policy allows today.
 	keep := chatvault.ExpireStep{Selection: sel, ImportantBefore: pl.importantBefore}
@@ -217,6 +240,14 @@ func (s *Service) runConversation(ctx context.Context, run *chatvault.PurgeRun, 
 			return fmt.Errorf("destroy empty data keys: %w", err)
 		}
 		run.Totals["data_keys_destroyed"] += n
+		if n > 0 {
+			// Not in the shredding transaction (the keys live in their own database), so a crash
+			// between the two can leave shredded keys uncounted; the keys are gone either way.
+			if err := s.store.RecordPurgeItem(ctx, run.OrgID, run.ID, chatvault.PurgeRunItem{ConversationID: pl.convID,
+				Action: "data_keys_destroyed", Count: n}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -73,6 +73,9 @@ func (db *DB) ExpireMessages(ctx context.Context, s chatvault.ExpireStep) (*chat
 			}
 		}
 		res.Done = hi >= boundary-1
+		if err := recordStep(ctx, tx, s.Selection, "expired", res); err != nil {
+			return err
+		}
 		return emitRange(ctx, tx, s.Selection, chatvault.EventPurged, res)
 	})
 	return res, err
@@ -99,9 +102,26 @@ func (db *DB) expireImportant(ctx context.Context, s chatvault.ExpireStep) (*cha
 			return err
 		}
 		res.Done, res.Scanned = res.Count < s.Limit, res.LastSeq
+		if err := recordStep(ctx, tx, s.Selection, "expired", res); err != nil {
+			return err
+		}
 		return emitRange(ctx, tx, s.Selection, chatvault.EventPurged, res)
 	})
 	return res, err
+}
+
+// recordStep writes a step's certificate line inside the step's transaction: a run killed at any
+// moment has certified exactly what it committed.
+func recordStep(ctx context.Context, tx *wtx, s chatvault.Selection, action string, res *chatvault.StepResult) error {
+	if s.RunID == "" || res.Count == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO purge_run_items (org_id, run_id, conversation_id, action, count, first_seq, last_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, s.OrgID, s.RunID, s.ConversationID, action, res.Count, res.FirstSeq, res.LastSeq)
+	if err != nil {
+		return fmt.Errorf("record purge step: %w", err)
+	}
+	return nil
 }
 
 // expirableStates: recalled messages expire with the rest only when the org preserves recalls;
@@ -269,6 +289,9 @@ func (db *DB) DestroyMessages(ctx context.Context, s chatvault.DestroyStep) (*ch
 			}
 		}
 		res.Count, res.FirstSeq, res.LastSeq, res.Scanned = len(seqs), seqs[0], seqs[len(seqs)-1], seqs[len(seqs)-1]
+		if err := recordStep(ctx, tx, s.Selection, "destroyed", res); err != nil {
+			return err
+		}
 		return emitRange(ctx, tx, s.Selection, chatvault.EventPurged, res)
 	})
 	return res, err
@@ -356,6 +379,9 @@ func (db *DB) UnexpireMessages(ctx context.Context, s chatvault.ExpireStep) (*ch
 			return err
 		}
 		res.Done, res.Scanned = res.Count < s.Limit, res.LastSeq
+		if err := recordStep(ctx, tx, s.Selection, "restored", res); err != nil {
+			return err
+		}
 		return emitRange(ctx, tx, s.Selection, chatvault.EventRestored, res)
 	})
 	return res, err

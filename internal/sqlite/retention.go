@@ -434,3 +434,30 @@ func fromNullInt(n sql.NullInt64) *int {
 	v := int(n.Int64)
 	return &v
 }
+
+// RecordPurgeItem adds a certificate line to a run.
+func (db *DB) RecordPurgeItem(ctx context.Context, orgID, runID string, it chatvault.PurgeRunItem) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		return recordStep(ctx, tx, chatvault.Selection{OrgID: orgID, ConversationID: it.ConversationID, RunID: runID}, it.Action,
+			&chatvault.StepResult{Count: it.Count, FirstSeq: it.FirstSeq, LastSeq: it.LastSeq})
+	})
+}
+
+// FindPurgeRunItems returns a run's certificate lines in the order they were written.
+func (db *DB) FindPurgeRunItems(ctx context.Context, orgID, runID string) ([]chatvault.PurgeRunItem, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT conversation_id, action, count, first_seq, last_seq FROM purge_run_items
+		WHERE org_id = ? AND run_id = ? ORDER BY id`, orgID, runID)
+	if err != nil {
+		return nil, fmt.Errorf("query purge run items: %w", err)
+	}
+	defer rows.Close()
+	out := []chatvault.PurgeRunItem{}
+	for rows.Next() {
+		var it chatvault.PurgeRunItem
+		if err := rows.Scan(&it.ConversationID, &it.Action, &it.Count, &it.FirstSeq, &it.LastSeq); err != nil {
+			return nil, fmt.Errorf("scan purge run item: %w", err)
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
