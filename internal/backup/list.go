@@ -54,7 +54,13 @@ func listBackups(ctx context.Context, targets []Target, kind string) ([]*Entry, 
 	for _, e := range byID {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b *Entry) int { return strings.Compare(a.Manifest.ID, b.Manifest.ID) })
+	// Oldest first, by the time the backup was made (ids agree; the id breaks exact ties).
+	slices.SortFunc(out, func(a, b *Entry) int {
+		if c := a.Manifest.CreatedAt.Compare(b.Manifest.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Manifest.ID, b.Manifest.ID)
+	})
 	return out, errors.Join(errs...)
 }
 

@@ -69,8 +69,12 @@ type Entry struct {
 
 func (m *Manifest) dir() string { return m.Kind + "/" + m.ID + "/" }
 
+// idFormat is the time part of a backup id: to the millisecond and fixed-width, so ids sort in
+// time order even when two backups start within the same second.
+const idFormat = "20060102T150405.000Z"
+
 // NewID makes a backup id: its UTC time, sortable, and a random suffix.
-func NewID(t time.Time) string { return t.UTC().Format("20060102T150405Z") + "-" + randHex(3) }
+func NewID(t time.Time) string { return t.UTC().Format(idFormat) + "-" + randHex(3) }
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -81,12 +85,12 @@ func randHex(n int) string {
 // idTime reads the time from a backup id.
 func idTime(id string) (time.Time, error) {
 	ts, _, _ := strings.Cut(id, "-")
-	return time.Parse("20060102T150405Z", ts)
+	return time.Parse(idFormat, ts)
 }
 
 func validID(id string) error {
 	if _, err := idTime(id); err != nil || path.Base(id) != id || strings.ContainsAny(id, "/\\") {
-		return chatvault.Invalidf("id", "%q is not a backup id (like 20260121T030000Z-a1b2c3; see chatvault backup list)", id)
+		return chatvault.Invalidf("id", "%q is not a backup id (like 20260121T030000.000Z-a1b2c3; see chatvault backup list)", id)
 	}
 	return nil
 }
