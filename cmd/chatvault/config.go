@@ -140,6 +140,18 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 	return cf
 }
 
+// parse parses a command's flags (its own and the shared ones registered on the same set),
+// refuses stray arguments, and resolves the configuration.
+func (cf *configFlags) parse(args []string) (Config, error) {
+	if err := cf.fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if cf.fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("%s takes no arguments, got %q", cf.fs.Name(), cf.fs.Args())
+	}
+	return cf.resolve()
+}
+
 // resolve layers file and environment under the flags that were given, then validates.
 func (cf *configFlags) resolve() (Config, error) {
 	fromFlags := cf.cfg

@@ -38,13 +38,7 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cf := addConfigFlags(fs, false)
 	dryRun := fs.Bool("dry-run", false, "change nothing; report what a run would do now")
 	asJSON := fs.Bool("json", false, "print the run certificates as JSON instead of a summary")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("retention run takes no arguments, got %q", fs.Args())
-	}
-	cfg, err := cf.resolve()
+	cfg, err := cf.parse(args[1:])
 	if err != nil {
 		return err
 	}

@@ -24,14 +24,7 @@ const InitialPasswordFile = "initial-admin-password"
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cf := addConfigFlags(fs, true)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
-	}
-	cfg, err := cf.resolve()
+	cfg, err := addConfigFlags(fs, true).parse(args)
 	if err != nil {
 		return err
 	}
