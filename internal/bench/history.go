@@ -77,24 +77,12 @@ func History(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Settings["readers"] = cfg.Readers
 	rep.Settings["page_size"] = cfg.PageSize
-	dir, err := cfg.workCopy(ds, "history")
+	l, dir, err := cfg.workStore(ctx, ds, "history", rep)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	l, err := openLocal(dir)
-	if err != nil {
-		return nil, err
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			l.db.Close()
-		}
-	}()
-	if rep.Durability, err = durability(ctx, l.db); err != nil {
-		return nil, err
-	}
+	defer l.close()
 	nq := 100_000
 	if cfg.Count > 0 {
 		nq = cfg.Count
@@ -165,8 +153,7 @@ func History(ctx context.Context, cfg Config) (*Report, error) {
 		}))
 	}
 	raw.Close()
-	closed = true
-	if err := l.db.Close(); err != nil {
+	if err := l.close(); err != nil {
 		return nil, err
 	}
 

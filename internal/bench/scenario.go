@@ -160,6 +160,36 @@ type local struct {
 	db    *sqlite.DB
 	chat  *chat.Service
 	accts *account.Service
+	once  sync.Once
+	err   error
+}
+
+// close closes the store once; a scenario closes it before starting a server on the same copy,
+// and defers it for the paths that return early.
+func (l *local) close() error {
+	l.once.Do(func() { l.err = l.db.Close() })
+	return l.err
+}
+
+// workStore makes a working copy named name, opens it in process as serve would, and records the
+// store's durability settings in the report. The caller removes dir and closes the store.
+func (cfg *Config) workStore(ctx context.Context, ds *dataset, name string, rep *Report) (*local, string, error) {
+	dir, err := cfg.workCopy(ds, name)
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := openSealed(dir, cfg.Logf)
+	if err == nil {
+		rep.Durability, err = durability(ctx, l.db)
+		if err != nil {
+			l.close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return l, dir, nil
 }
 
 // openLocal opens a working copy in process as `chatvault serve` would: encrypted at rest.

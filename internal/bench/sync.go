@@ -82,24 +82,12 @@ func Sync(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Settings["initial_conversations"] = sz.InitialConversations
 	rep.Settings["messages_per_conversation"] = sz.Messages
 
-	dir, err := cfg.workCopy(ds, "sync")
+	l, dir, err := cfg.workStore(ctx, ds, "sync", rep)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	l, err := openSealed(dir, cfg.Logf)
-	if err != nil {
-		return nil, err
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			l.db.Close()
-		}
-	}()
-	if rep.Durability, err = durability(ctx, l.db); err != nil {
-		return nil, err
-	}
+	defer l.close()
 	org := ds.d.Orgs[0]
 	hash, err := account.HashPassword(ds.password)
 	if err != nil {
@@ -232,8 +220,7 @@ func Sync(ctx context.Context, cfg Config) (*Report, error) {
 		"one listing", warm, nil, rawOp(ini, sz.InitialConversations)))
 
 	raw.Close()
-	closed = true
-	if err := l.db.Close(); err != nil {
+	if err := l.close(); err != nil {
 		return nil, err
 	}
 

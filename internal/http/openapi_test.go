@@ -350,42 +350,25 @@ func TestOpenAPIContract(t *testing.T) {
 	t.Parallel()
 	c := newContract(t)
 	t.Run("scenarios", func(t *testing.T) {
-		t.Run("health", func(t *testing.T) {
-			t.Parallel()
-			contractHealth(t, c)
-		})
-		t.Run("accounts", func(t *testing.T) {
-			t.Parallel()
-			contractAccounts(t, c)
-		})
-		t.Run("admin", func(t *testing.T) {
-			t.Parallel()
-			contractAdmin(t, c)
-		})
-		t.Run("conversations", func(t *testing.T) {
-			t.Parallel()
-			contractConversations(t, c)
-		})
-		t.Run("messages", func(t *testing.T) {
-			t.Parallel()
-			contractMessages(t, c)
-		})
-		t.Run("transport", func(t *testing.T) {
-			t.Parallel()
-			contractTransport(t, c)
-		})
-		t.Run("sync", func(t *testing.T) {
-			t.Parallel()
-			contractSync(t, c)
-		})
-		t.Run("retention", func(t *testing.T) {
-			t.Parallel()
-			contractRetention(t, c)
-		})
-		t.Run("retention lock", func(t *testing.T) {
-			t.Parallel()
-			contractRetentionLock(t, c)
-		})
+		for _, sc := range []struct {
+			name string
+			run  func(*testing.T, *contract)
+		}{
+			{"health", contractHealth},
+			{"accounts", contractAccounts},
+			{"admin", contractAdmin},
+			{"conversations", contractConversations},
+			{"messages", contractMessages},
+			{"transport", contractTransport},
+			{"sync", contractSync},
+			{"retention", contractRetention},
+			{"retention lock", contractRetentionLock},
+		} {
+			t.Run(sc.name, func(t *testing.T) {
+				t.Parallel()
+				sc.run(t, c)
+			})
+		}
 	})
 
 	// Every operation in the spec must have succeeded at least once, so the spec cannot grow an
