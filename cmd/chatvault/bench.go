@@ -32,6 +32,8 @@ const benchUsage = `Usage:
   chatvault bench purge   [--data DIR | --messages N] [--expired-fraction 0.2] [--senders 64] [--readers 8] [--duration 10s] [--json FILE]
       the retention job's expire and destroy rates (messages/s) on a store where a fraction is past the policy, and
       send and history-read latency during each phase; reference: the same workload without a purge
+  chatvault bench backup  [--data DIR | --messages N] [--json FILE]
+      backup create, a full verify and a restore, in MB/s and messages/s; reference: a plain copy of the database
 
 Without --data, a data set of --messages messages is generated into a temporary directory first.
 Runs work on copies of the data set in a temporary directory; the data set itself is not changed.
@@ -107,6 +109,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"purge":   bench.Purge(*expiredFraction),
 		"sync":    bench.Sync,
 		"fanout":  bench.Fanout,
+		"backup":  bench.Backup,
 	}[scenario]
 	if !ok {
 		fmt.Fprint(stderr, benchUsage)
