@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -299,35 +298,11 @@ func TestScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", sc.name, err)
 			}
-			var buf strings.Builder
-			if err := rep.WriteTable(&buf); err != nil {
-				t.Fatal(err)
-			}
-			if err := rep.WriteJSON(&buf); err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := json.Marshal(rep)
-			var got map[string]any
-			if err := json.Unmarshal(raw, &got); err != nil {
-				t.Fatal(err)
-			}
-			for _, path := range []string{"scenario", "started_at", "machine.cpus", "machine.os", "machine.go",
+			checkReport(t, rep, sc.name, []string{"scenario", "started_at", "machine.cpus", "machine.os", "machine.go",
 				"dataset.messages", "dataset.conversations", "dataset.avg_body_bytes", "durability",
 				"results.store.per_second", "results.store.p50_ms", "results.store.p99_ms", "results.store.peak_rss_bytes",
 				"results.http.per_second", "results.http.p50_ms", "results.http.p99_ms", "results.http.peak_rss_bytes",
-				"reference.name", "reference.per_second", "ratio.store_vs_raw", "ratio.http_vs_raw"} {
-				v := any(got)
-				for _, k := range strings.Split(path, ".") {
-					obj, _ := v.(map[string]any)
-					v = obj[k]
-				}
-				if v == nil {
-					t.Errorf("%s report lacks %q", sc.name, path)
-				}
-			}
-			if got["scenario"] != sc.name {
-				t.Errorf("report scenario = %v, want %s", got["scenario"], sc.name)
-			}
+				"reference.name", "reference.per_second", "ratio.store_vs_raw", "ratio.http_vs_raw"})
 			for k, r := range rep.Results {
 				if r.Errors > 0 || r.Ops == 0 {
 					t.Errorf("%s path %s: %d ops, %d errors (%s); want ops and no errors", sc.name, k, r.Ops, r.Errors, r.Note)

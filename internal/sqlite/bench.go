@@ -94,9 +94,14 @@ func (r *Raw) Page(ctx context.Context, orgID, convID string, before int64, limi
 		return 0, fmt.Errorf("raw page: %w", err)
 	}
 	defer rows.Close()
+	return countRaw(rows)
+}
+
+// countRaw reads every row as raw bytes (no conversion: the engine's floor) and counts them.
+func countRaw(rows *sql.Rows) (int, error) {
 	names, err := rows.Columns()
 	if err != nil {
-		return 0, fmt.Errorf("raw page columns: %w", err)
+		return 0, fmt.Errorf("raw columns: %w", err)
 	}
 	cols := make([]sql.RawBytes, len(names))
 	dest := make([]any, len(cols))
@@ -106,7 +111,7 @@ func (r *Raw) Page(ctx context.Context, orgID, convID string, before int64, limi
 	n := 0
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return n, fmt.Errorf("raw page scan: %w", err)
+			return n, fmt.Errorf("raw scan: %w", err)
 		}
 		n++
 	}

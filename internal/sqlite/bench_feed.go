@@ -39,17 +39,5 @@ func (r *RawMemberships) List(ctx context.Context, orgID, userID string) (int, e
 		return 0, fmt.Errorf("raw memberships: %w", err)
 	}
 	defer rows.Close()
-	cols := make([]sql.RawBytes, 8)
-	dest := make([]any, len(cols))
-	for i := range cols {
-		dest[i] = &cols[i]
-	}
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return n, fmt.Errorf("raw memberships scan: %w", err)
-		}
-		n++
-	}
-	return n, rows.Err()
+	return countRaw(rows)
 }
