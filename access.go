@@ -10,6 +10,7 @@ const (
 	PermManageRetention Permission = "manage_retention" // policies, overrides, rules, flags, batch deletes, purge runs
 	PermManageHolds     Permission = "manage_holds"
 	PermReadAudit       Permission = "read_audit"
+	PermSearchOrg       Permission = "search_org" // search every conversation of the org (each search is audited)
 )
 
 var grants = map[Permission][]Role{
@@ -17,6 +18,7 @@ var grants = map[Permission][]Role{
 	PermManageRetention: {RoleOrgAdmin},
 	PermManageHolds:     {RoleComplianceOfficer},
 	PermReadAudit:       {RoleAuditor, RoleComplianceOfficer, RoleOrgAdmin},
+	PermSearchOrg:       {RoleComplianceOfficer},
 }
 
 // Authorize returns nil when the actor holds a role that grants p, and EFORBIDDEN otherwise.

@@ -20,6 +20,8 @@ type Stores interface {
 	chatvault.ConversationStore
 	chatvault.MessageStore
 	chatvault.FeedStore
+	chatvault.SearchStore
+	RecordAudit(ctx context.Context, e *chatvault.AuditEntry) error
 	FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error)
 	SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error)
 }

@@ -363,6 +363,7 @@ func TestOpenAPIContract(t *testing.T) {
 			{"sync", contractSync},
 			{"retention", contractRetention},
 			{"retention lock", contractRetentionLock},
+			{"search", contractSearch},
 		} {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()

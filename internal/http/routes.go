@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	s.authed("POST /api/v1/conversations/{conversation_id}/messages/{message_id}/hide", s.hideMessage)
 
 	s.authed("GET /api/v1/sync", s.sync)
+	s.authed("GET /api/v1/search", s.search)
 	s.handle("GET /api/v1/ws", s.websocket)
 
 	s.retentionRoutes()

@@ -252,6 +252,9 @@ func (db *DB) ApplyDeletions(ctx context.Context, ds []chatvault.Deletion) (int,
 					continue
 				}
 				n++
+				if err := unindexSeqs(ctx, tx, d.OrgID, d.ConversationID, fmt.Sprintf("[%d]", d.Seq)); err != nil {
+					return err
+				}
 				if d.Kind != chatvault.DeletionDestroyed {
 					continue
 				}

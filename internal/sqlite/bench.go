@@ -146,6 +146,10 @@ const bulkChunk = 20000
 // conversations.last_seq to each conversation's highest seq, as AppendMessage would have left it
 // (and, where the schema has a change feed, the feed's counter and each conversation's last event).
 func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
+	// Rows loaded here bypass the index: the next open indexes them (indexBacklog).
+	if _, err := db.write.ExecContext(ctx, `UPDATE store_encryption SET search_indexed = 0`); err != nil {
+		return fmt.Errorf("mark search index stale: %w", err)
+	}
 	var pending []func(ctx context.Context, tx *wtx) error
 	flush := func() error {
 		if len(pending) == 0 {

@@ -49,6 +49,7 @@ type DB struct {
 	stmts statements
 	sink  chatvault.EventSink
 	enc   *encryption // nil: bodies in plain text (see keys.go)
+	ikeys indexKeys
 }
 
 var _ chatvault.Store = (*DB)(nil)
@@ -91,6 +92,10 @@ func OpenWith(dir string, opts Options) (*DB, error) {
 	db.wg.Add(1)
 	go db.writer()
 	if err := db.openEncryption(context.Background(), dir, opts); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.indexBacklog(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}

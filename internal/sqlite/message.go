@@ -62,10 +62,21 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 		if err != nil {
 			return err
 		}
+		// The message's event number doubles as its index document number: unique, and in
+		// commit order.
+		var doc sql.NullInt64
+		if indexable(m) {
+			doc = sql.NullInt64{Int64: ev, Valid: true}
+		}
 		_, err = tx.StmtContext(ctx, db.stmts.insertMessage).ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-			nullString(m.ClientMsgID), m.Kind, body, nullString(m.ReplyTo), millis(m.SentAt), m.Importance)
+			nullString(m.ClientMsgID), m.Kind, body, nullString(m.ReplyTo), millis(m.SentAt), m.Importance, doc)
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
+		}
+		if doc.Valid {
+			if err := db.indexMessage(ctx, tx, m, ev); err != nil {
+				return err
+			}
 		}
 		copied := *m
 		tx.events = append(tx.events, chatvault.Event{ID: ev, OrgID: m.OrgID, Kind: chatvault.EventMessage, ConversationID: m.ConversationID,
@@ -173,6 +184,9 @@ func (db *DB) EditMessage(ctx context.Context, orgID, convID string, seq int64, 
 			return fmt.Errorf("update message: %w", err)
 		}
 		m.Text, m.Version, m.EditedAt = text, m.Version+1, &at
+		if err := db.reindex(ctx, tx, m); err != nil {
+			return err
+		}
 		out = m
 		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventEdited, ConversationID: convID, Subject: m.SenderID, Seq: seq, MessageID: m.ID, At: at})
 		return err
@@ -193,6 +207,9 @@ func (db *DB) RecallMessage(ctx context.Context, orgID, convID string, seq int64
 			return chatvault.Errorf(chatvault.ECONFLICT, "only a live message can be recalled")
 		}
 		if out, err = findMessage(ctx, tx, `seq = ?`, orgID, convID, seq); err != nil {
+			return err
+		}
+		if err := unindexSeqs(ctx, tx, orgID, convID, fmt.Sprintf("[%d]", seq)); err != nil {
 			return err
 		}
 		_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventRecalled, ConversationID: convID, Subject: out.SenderID, Seq: seq, MessageID: out.ID, At: at})

@@ -277,6 +277,9 @@ func (db *DB) DestroyMessages(ctx context.Context, s chatvault.DestroyStep) (*ch
 		}
 		list, _ := json.Marshal(seqs)
 		key := []any{s.OrgID, s.ConversationID, string(list)}
+		if err := unindexSeqs(ctx, tx, s.OrgID, s.ConversationID, string(list)); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`UPDATE messages SET body = NULL, client_msg_id = NULL, reply_to = NULL, state = 'purged', state_at = ?4, importance = 0,
 				expired_at = COALESCE(expired_at, ?4) WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN (SELECT value FROM json_each(?3))`,

@@ -21,6 +21,8 @@ type statements struct {
 	messageExists *sql.Stmt
 	nextSeq       *sql.Stmt
 	insertMessage *sql.Stmt
+	insertIndex   *sql.Stmt
+	deleteIndex   *sql.Stmt
 	nextEvent     *sql.Stmt
 	// Every write of a batch runs in its own savepoint: prepared, since a batch runs them hundreds
 	// of times.
@@ -66,8 +68,10 @@ func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 	s.savepoint = prep(write, `SAVEPOINT w`)
 	s.rollbackTo = prep(write, `ROLLBACK TO w`)
 	s.release = prep(write, `RELEASE w`)
-	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, importance)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, importance, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.insertIndex = prep(write, `INSERT INTO search_index (rowid, tokens) VALUES (?, ?)`)
+	s.deleteIndex = prep(write, `DELETE FROM search_index WHERE rowid = ?`)
 	if len(errs) > 0 {
 		s.close()
 		return errors.Join(errs...)

@@ -26,6 +26,9 @@ type wtx struct {
 	*sql.Tx
 	db     *DB
 	events []chatvault.Event
+	// index holds the request's search index writes, applied at the end of the batch (see
+	// applyIndex).
+	index []indexOp
 }
 
 // nextEventID takes the next number from the event counter.
@@ -142,6 +145,7 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	var events []chatvault.Event
+	var index []indexOp
 	single := len(batch) == 1
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -154,7 +158,7 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 				tx.Rollback()
 				return nil, nil
 			}
-			events = w.events
+			events, index = w.events, w.index
 			continue
 		}
 		if _, err := tx.Stmt(db.stmts.savepoint).Exec(); err != nil {
@@ -168,11 +172,16 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 			}
 		} else {
 			events = append(events, w.events...)
+			index = append(index, w.index...)
 		}
 		if _, err := tx.Stmt(db.stmts.release).Exec(); err != nil {
 			tx.Rollback()
 			return nil, fmt.Errorf("release savepoint: %w", err)
 		}
+	}
+	if err := db.applyIndex(tx, index); err != nil {
+		tx.Rollback()
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)

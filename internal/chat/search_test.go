@@ -1,0 +1,538 @@
+package chat_test
+
+// The search exactness test: over a generated corpus of mixed Chinese and English messages,
+// encrypted at rest, with hides, recalls, cleared history, members who left and retention purges
+// applied, every search returns exactly what a brute-force scan of the plain text the searcher may
+// see returns: no misses, no extras. The scan reads history through the ordinary read path and
+// matches with its own code, not internal/search's.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/bench"
+	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/retention"
+	"github.com/chatvault/chatvault/internal/sqlite"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// corpusSize is the generated corpus; the issue asks for at least 100,000 messages. -short runs a
+// smaller one.
+func corpusSize() int {
+	if testing.Short() {
+		return 20_000
+	}
+	return 100_000
+}
+
+type fixedClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fixedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fixedClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// canon is the oracle's normal form of a text: NFKC and case folding over the whole string, then
+// every CJK character and every run of letters and digits as one unit, each unit followed by NUL.
+func canon(s string) string {
+	s = cases.Fold().String(norm.NFKC.String(s))
+	var b strings.Builder
+	word := false
+	for _, r := range s {
+		cjk := unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) || r == 'ー'
+		letter := unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.In(r, unicode.Mn, unicode.Mc)
+		switch {
+		case cjk:
+			if word {
+				b.WriteByte(0)
+			}
+			b.WriteRune(r)
+			b.WriteByte(0)
+			word = false
+		case letter:
+			b.WriteRune(r)
+			word = true
+		default:
+			if word {
+				b.WriteByte(0)
+			}
+			word = false
+		}
+	}
+	if word {
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// oracleQuery is a query the test generates and its meaning: all of `all`, any of `any`, none of `not`.
+type oracleQuery struct {
+	text          string
+	all, any, not []string // canonical forms
+}
+
+func (q oracleQuery) matches(c string) bool {
+	has := func(term string) bool { return strings.HasPrefix(c, term) || strings.Contains(c, "\x00"+term) }
+	for _, t := range q.all {
+		if !has(t) {
+			return false
+		}
+	}
+	if len(q.any) > 0 && !slices.ContainsFunc(q.any, has) {
+		return false
+	}
+	return !slices.ContainsFunc(q.not, has)
+}
+
+// units splits a canonical text back into its units.
+func units(c string) []string { return strings.Split(strings.TrimSuffix(c, "\x00"), "\x00") }
+
+func isCJKUnit(u string) bool {
+	for _, r := range u {
+		return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
+	}
+	return false
+}
+
+// termFrom picks a term of the given kind from a text's units, written as a user would type it.
+func termFrom(r *rand.Rand, us []string, kind int) (typed, canonical string, ok bool) {
+	if len(us) == 0 || us[0] == "" {
+		return "", "", false
+	}
+	i := r.IntN(len(us))
+	switch kind {
+	case 0, 1, 2, 3: // 1 to 4 CJK characters in a row
+		n := kind + 1
+		if i+n > len(us) {
+			return "", "", false
+		}
+		run := us[i : i+n]
+		for _, u := range run {
+			if !isCJKUnit(u) {
+				return "", "", false
+			}
+		}
+		return strings.Join(run, ""), strings.Join(run, "\x00") + "\x00", true
+	case 4: // a word, typed in upper case
+		if isCJKUnit(us[i]) {
+			return "", "", false
+		}
+		return strings.ToUpper(us[i]), us[i] + "\x00", true
+	case 5: // a quoted phrase of two or three units
+		n := 2 + r.IntN(2)
+		if i+n > len(us) {
+			return "", "", false
+		}
+		return `"` + strings.Join(us[i:i+n], " ") + `"`, strings.Join(us[i:i+n], "\x00") + "\x00", true
+	default: // mixed: a word and a CJK neighbour, typed without a space (合同v2, 北京meeting)
+		if i+2 > len(us) || isCJKUnit(us[i]) == isCJKUnit(us[i+1]) {
+			return "", "", false
+		}
+		return us[i] + us[i+1], us[i] + "\x00" + us[i+1] + "\x00", true
+	}
+}
+
+type searcher struct {
+	name  string
+	actor chatvault.Actor
+	scope string
+	texts map[string]string // message id -> canonical text, of what the searcher may see
+}
+
+func TestSearchIsExact(t *testing.T) {
+	if testing.Short() {
+		t.Log("short mode: a smaller corpus")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	started := time.Now()
+	d := bench.NewDataset(bench.Params{Seed: 7, Messages: corpusSize(), PasswordHash: "unused"})
+	load, err := sqlite.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := sqlite.BulkData{Users: d.Users}
+	for _, o := range d.Orgs {
+		data.Orgs = append(data.Orgs, o.Org)
+	}
+	for _, c := range d.Convs {
+		data.Conversations = append(data.Conversations, sqlite.BulkConversation{Conversation: c.Conversation, Members: c.Members[1:]})
+	}
+	data.Messages = d.Messages()
+	if err := load.BulkLoad(ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := load.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Opening with a keyring seals every body and indexes the loaded messages under a wrapped key.
+	p, err := keyring.OpenFile(filepath.Join(dir, sqlite.KeysDir, "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.OpenWith(dir, sqlite.Options{Keyring: keyring.New(p, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	t.Logf("loaded, sealed and indexed %d messages in %v", corpusSize(), time.Since(started).Round(time.Millisecond))
+
+	clock := &fixedClock{now: bench.End.Add(time.Hour)}
+	ret := retention.New(db, clock, nil, db)
+	svc := chat.NewService(db, clock, chat.Config{Classifier: ret})
+	org := d.Orgs[0]
+	r := rand.New(rand.NewPCG(7, 11))
+
+	// Pick searchers: the members in the most conversations.
+	users := slices.Clone(org.Users[1:])
+	slices.SortFunc(users, func(a, b *chatvault.User) int { return len(d.UserConvs[b.ID]) - len(d.UserConvs[a.ID]) })
+	members := users[:6]
+	actor := func(u *chatvault.User) chatvault.Actor {
+		return chatvault.Actor{OrgID: u.OrgID, UserID: u.ID, Roles: u.Roles}
+	}
+
+	// Live traffic through the service (indexed as it is sent), then every kind of deletion.
+	var recent []*chatvault.Message
+	for i := range 300 {
+		u := members[i%len(members)]
+		convs := d.UserConvs[u.ID]
+		c := d.Convs[convs[r.IntN(len(convs))]]
+		m, _, err := svc.Send(ctx, actor(u), c.ID, chat.SendRequest{ClientMsgID: fmt.Sprint("live-", i), Text: bench.Body(r)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recent = append(recent, m)
+	}
+	for i, m := range recent {
+		a := chatvault.Actor{OrgID: org.Org.ID, UserID: m.SenderID}
+		switch i % 10 {
+		case 0:
+			if _, err := svc.Recall(ctx, a, m.ConversationID, m.ID); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			if _, err := svc.Edit(ctx, a, m.ConversationID, m.ID, bench.Body(r)+" 编辑后", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, u := range members {
+		convs := d.UserConvs[u.ID]
+		for j := range 40 { // hides, spread over the member's conversations
+			c := d.Convs[convs[j%len(convs)]]
+			page, err := svc.Messages(ctx, actor(u), c.ID, chat.Page{Limit: 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Messages) > 0 {
+				m := page.Messages[r.IntN(len(page.Messages))]
+				if err := svc.Hide(ctx, actor(u), c.ID, m.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, err := svc.ClearHistory(ctx, actor(u), d.Convs[convs[len(convs)-1]].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ci := range d.UserConvs[members[1].ID] { // a member leaves a group: what came after is not theirs
+		if c := d.Convs[ci]; c.Kind == chatvault.Group {
+			if err := svc.RemoveMember(ctx, actor(members[1]), c.ID, members[1].ID); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range c.Members {
+				if id != members[1].ID {
+					a := chatvault.Actor{OrgID: org.Org.ID, UserID: id}
+					if _, _, err := svc.Send(ctx, a, c.ID, chat.SendRequest{ClientMsgID: "after-leaving", Text: "离开之后 after leaving"}); err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			break
+		}
+	}
+	// Retention destroys the oldest tenth or so (no grace window: destroyed at once).
+	policy := chatvault.DefaultPolicy()
+	policy.DefaultDays, policy.GraceDays = 1000, 0
+	if err := db.SavePolicy(ctx, org.Org.ID, &policy); err != nil {
+		t.Fatal(err)
+	}
+	run, err := ret.Run(ctx, org.Org.ID, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Totals["destroyed"] == 0 {
+		t.Fatalf("retention run destroyed nothing: %+v", run.Totals)
+	}
+	t.Logf("retention destroyed %d messages", run.Totals["destroyed"])
+
+	// The raw files hold no plain text of what was indexed.
+	checkNoPlaintext(t, dir, d)
+
+	t.Logf("traffic, deletions and retention done at %v", time.Since(started).Round(time.Millisecond))
+
+	// What each searcher may see, read through the ordinary read path.
+	var searchers []*searcher
+	for i, u := range members {
+		s := &searcher{name: fmt.Sprintf("member %d", i), actor: actor(u), scope: chat.ScopeMine, texts: map[string]string{}}
+		ucs, err := db.FindUserConversations(ctx, u.OrgID, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, uc := range ucs {
+			for _, m := range readAll(t, svc, s.actor, uc.Conversation.ID) {
+				s.texts[m.ID] = canon(m.Text)
+			}
+		}
+		searchers = append(searchers, s)
+	}
+	officer := &searcher{name: "compliance officer", scope: chat.ScopeOrg, texts: map[string]string{},
+		actor: chatvault.Actor{OrgID: org.Org.ID, UserID: org.Users[0].ID, Roles: []chatvault.Role{chatvault.RoleComplianceOfficer}}}
+	for _, c := range d.Convs {
+		if c.OrgID != org.Org.ID {
+			continue
+		}
+		ms, err := db.FindMessages(ctx, c.OrgID, c.ID, chatvault.MessageQuery{Limit: 1 << 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.State == chatvault.StateLive && m.ExpiredAt == nil && m.Kind == chatvault.KindText {
+				officer.texts[m.ID] = canon(m.Text)
+			}
+		}
+	}
+	searchers = append(searchers, officer)
+	for _, s := range searchers {
+		t.Logf("%s sees %d messages", s.name, len(s.texts))
+	}
+
+	// Several hundred queries drawn from what each searcher sees, plus some that match nothing.
+	queries, hits := 0, 0
+	for i := 0; queries < 360; i++ {
+		s := searchers[i%len(searchers)]
+		q, ok := makeQuery(r, s)
+		if !ok {
+			continue
+		}
+		queries++
+		var want []string
+		for id, c := range s.texts {
+			if q.matches(c) {
+				want = append(want, id)
+			}
+		}
+		got := searchAll(t, svc, s, q.text)
+		hits += len(got)
+		slices.Sort(want)
+		sorted := slices.Sorted(slices.Values(got))
+		if !slices.Equal(sorted, want) {
+			missing, extra := diff(want, sorted)
+			t.Errorf("%s, query %q: %d hits, want %d; missing %v; extra %v", s.name, q.text, len(got), len(want), first(missing), first(extra))
+		}
+		if len(slices.Compact(sorted)) != len(got) {
+			t.Errorf("%s, query %q: a message came back twice", s.name, q.text)
+		}
+	}
+	t.Logf("%d queries, %d hits in all", queries, hits)
+}
+
+// makeQuery draws a query from a text the searcher sees.
+func makeQuery(r *rand.Rand, s *searcher) (oracleQuery, bool) {
+	pick := func() []string {
+		n := r.IntN(len(s.texts))
+		for _, c := range s.texts { // map order is random enough; n keeps it from always being the first
+			if n == 0 {
+				return units(c)
+			}
+			n--
+		}
+		return nil
+	}
+	kind := r.IntN(8)
+	typed, c, ok := termFrom(r, pick(), kind%7)
+	if !ok {
+		return oracleQuery{}, false
+	}
+	q := oracleQuery{text: typed, all: []string{c}}
+	switch r.IntN(10) {
+	case 0: // AND with a second term from another text
+		if t2, c2, ok := termFrom(r, pick(), r.IntN(5)); ok {
+			q.text += " " + t2
+			q.all = append(q.all, c2)
+		}
+	case 1: // OR
+		if t2, c2, ok := termFrom(r, pick(), r.IntN(5)); ok {
+			q = oracleQuery{text: typed + " OR " + t2, any: []string{c, c2}}
+		}
+	case 2: // exclusion
+		if t2, c2, ok := termFrom(r, pick(), r.IntN(5)); ok && c2 != c {
+			q.text += " -" + t2
+			q.not = []string{c2}
+		}
+	case 3: // something nobody wrote
+		q = oracleQuery{text: "齉齾" + typed, all: []string{"齉\x00齾\x00" + c}}
+	}
+	return q, true
+}
+
+func searchAll(t *testing.T, svc *chat.Service, s *searcher, query string) []string {
+	t.Helper()
+	var ids []string
+	req := chat.SearchRequest{Query: query, Scope: s.scope, Limit: chat.MaxSearchLimit}
+	var last time.Time
+	for pages := 0; ; pages++ {
+		if pages > 2000 {
+			t.Fatalf("%s, query %q: no end to the pages", s.name, query)
+		}
+		page, err := svc.Search(context.Background(), s.actor, req)
+		if err != nil {
+			t.Fatalf("%s, query %q: %v", s.name, query, err)
+		}
+		for _, h := range page.Hits {
+			ids = append(ids, h.Message.ID)
+			if !last.IsZero() && h.Message.SentAt.After(last.Add(time.Minute)) {
+				t.Errorf("%s, query %q: hits not newest first (%v after %v)", s.name, query, h.Message.SentAt, last)
+			}
+			last = h.Message.SentAt
+		}
+		if page.NextCursor == "" {
+			return ids
+		}
+		req.Cursor = page.NextCursor
+	}
+}
+
+func readAll(t *testing.T, svc *chat.Service, a chatvault.Actor, convID string) []*chatvault.Message {
+	t.Helper()
+	var out []*chatvault.Message
+	zero := int64(0)
+	p := chat.Page{After: &zero, Limit: chat.MaxPageLimit}
+	for {
+		page, err := svc.Messages(context.Background(), a, convID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page.Messages {
+			if m.State == chatvault.StateLive && m.Kind == chatvault.KindText {
+				out = append(out, m)
+			}
+		}
+		if !page.HasMore || len(page.Messages) == 0 {
+			return out
+		}
+		after := page.Messages[len(page.Messages)-1].Seq
+		p.After = &after
+	}
+}
+
+// checkNoPlaintext reads the raw database files and looks for words and CJK pairs of indexed
+// messages that appear nowhere else in plain text (names and titles are stored in the clear).
+func checkNoPlaintext(t *testing.T, dir string, d *bench.Dataset) {
+	t.Helper()
+	var clear strings.Builder
+	for _, u := range d.Users {
+		clear.WriteString(u.Username + " " + u.DisplayName + " ")
+	}
+	for _, c := range d.Convs {
+		clear.WriteString(c.Title + " ")
+	}
+	// The schema and the policy's JSON are in the file too: an empty store's bytes are not message text.
+	empty := t.TempDir()
+	edb, err := sqlite.Open(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := chatvault.DefaultPolicy()
+	if err := edb.SavePolicy(context.Background(), d.Orgs[0].Org.ID, &policy); err != nil {
+		t.Fatal(err)
+	}
+	edb.Close()
+	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal"} {
+		b, _ := os.ReadFile(filepath.Join(empty, name))
+		clear.Write(b)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var probes []string
+	for m := range d.Messages() {
+		if r.IntN(50) != 0 {
+			continue
+		}
+		for _, f := range strings.FieldsFunc(m.Text, func(r rune) bool { return !unicode.IsLetter(r) }) {
+			rs := []rune(f)
+			if len(rs) >= 2 && unicode.Is(unicode.Han, rs[0]) {
+				f = string(rs[:2])
+			} else if len(f) < 6 {
+				continue
+			}
+			if !strings.Contains(clear.String(), f) {
+				probes = append(probes, f)
+			}
+		}
+		if len(probes) > 2000 {
+			break
+		}
+	}
+	var raw []byte
+	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		raw = append(raw, b...)
+	}
+	found := 0
+	for _, p := range probes {
+		if bytes.Contains(raw, []byte(p)) {
+			found++
+			if found <= 5 {
+				t.Errorf("the raw database holds %q in plain text", p)
+			}
+		}
+	}
+	if len(probes) < 500 {
+		t.Fatalf("only %d probes: the check would prove little", len(probes))
+	}
+	t.Logf("%d plain-text probes, none in %d bytes of database files", len(probes), len(raw))
+}
+
+func diff(want, got []string) (missing, extra []string) {
+	for _, w := range want {
+		if _, ok := slices.BinarySearch(got, w); !ok {
+			missing = append(missing, w)
+		}
+	}
+	for _, g := range got {
+		if _, ok := slices.BinarySearch(want, g); !ok {
+			extra = append(extra, g)
+		}
+	}
+	return missing, extra
+}
+
+func first(ids []string) []string { return ids[:min(len(ids), 3)] }

@@ -1,0 +1,152 @@
+package search
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// matches parses q and checks text against it.
+func matches(t *testing.T, q, text string) bool {
+	t.Helper()
+	pq, err := Parse(q)
+	if err != nil {
+		t.Fatalf("Parse(%q): %v", q, err)
+	}
+	ok, _, _ := pq.Match(text)
+	return ok
+}
+
+func TestMatch(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		query, text string
+		want        bool
+	}{
+		// The peers' failures: a CJK word inside a run of CJK text.
+		{"上海", "我家在上海东边", true},
+		{"海东", "我家在上海东边", true},
+		{"家", "我家在上海东边", true},
+		{"我家在上海东边", "我家在上海东边", true},
+		{"上东", "我家在上海东边", false},
+		{"北京", "我家在上海东边", false},
+		// Spaces and punctuation only separate units.
+		{"上海东", "上海 东边", true},
+		{"上海", "上，海", true},
+		// Mixed scripts.
+		{"合同v2", "请看合同v2的第三条", true},
+		{"合同v2", "请看合同 V2 的第三条", true},
+		{"合同v2", "请看合同v3", false},
+		{"北京meeting", "明天北京meeting取消", true},
+		{"meeting", "明天北京meeting取消", true},
+		// Words are whole words, compared after NFKC and case folding.
+		{"meet", "the meeting is at 3", false},
+		{"MEETING", "the Meeting is at 3", true},
+		{"ｍｅｅｔｉｎｇ", "the meeting is at 3", true},
+		{"meeting", "ＭＥＥＴＩＮＧ at ３", true},
+		{"3", "ＭＥＥＴＩＮＧ at ３", true},
+		{"ﾃｽﾄ", "テスト", true}, // half-width katakana
+		{"straße", "STRASSE", true},
+		{"café", "cafe\u0301 au lait", true}, // precomposed query, decomposed text
+		// Phrases, exclusion, OR.
+		{`"quarterly report"`, "the quarterly report is late", true},
+		{`"report quarterly"`, "the quarterly report is late", false},
+		{`quarterly -late`, "the quarterly report is late", false},
+		{`quarterly -"report late"`, "the quarterly report is late", true},
+		{`合同 v1 OR v2`, "合同v2", true},
+		{`合同 v1 OR v2`, "合同v3", false},
+		{`v1 OR v2`, "only v2 here", true},
+		{`or`, "this or that", true},
+		{`OR`, "this or that", true},
+		{`-上海 北京`, "北京和上海", false},
+		{`-上海 北京`, "北京和天津", true},
+	}
+	for _, tc := range tests {
+		if got := matches(t, tc.query, tc.text); got != tc.want {
+			t.Errorf("query %q on %q: match = %v, want %v", tc.query, tc.text, got, tc.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	for _, q := range []string{"", "   ", "-上海", `-"a b"`, "!!! ???", strings.Repeat("a ", 17), strings.Repeat("长", 257), "\xff"} {
+		if _, err := Parse(q); err == nil {
+			t.Errorf("Parse(%q) = nil error, want an error", q)
+		}
+	}
+}
+
+// The index never misses: for every term a text matches, the text's index tokens include all the
+// tokens the term asks for. Checked over every contiguous run of units of varied texts.
+func TestIndexCoversEveryMatch(t *testing.T) {
+	t.Parallel()
+	texts := []string{"我家在上海东边", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
+		"混合 mixed 中文 and English 文本", "ＦＵＬＬ　ｗｉｄｔｈ　全角"}
+	for _, text := range texts {
+		have := IndexTokens(text)
+		units := Units(text)
+		for i := range units {
+			for j := i + 1; j <= len(units); j++ {
+				for _, need := range termTokens(units[i:j]) {
+					if !slices.Contains(have, need) {
+						t.Errorf("%q: the run %v needs token %q the index lacks", text, units[i:j], need)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSnippetMarksMatches(t *testing.T) {
+	t.Parallel()
+	q, err := Parse("上海")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("前", 40) + "我家在上海东边\n" + strings.Repeat("后", 200)
+	ok, spans, _ := q.Match(text)
+	if !ok {
+		t.Fatal("no match")
+	}
+	parts := Snippet(text, spans)
+	var b strings.Builder
+	var marked []string
+	for _, p := range parts {
+		b.WriteString(p.Text)
+		if p.Match {
+			marked = append(marked, p.Text)
+		}
+	}
+	got := b.String()
+	if !slices.Equal(marked, []string{"上海"}) {
+		t.Errorf("marked parts %q, want [上海]", marked)
+	}
+	if !strings.HasPrefix(got, "…") || !strings.HasSuffix(got, "…") || strings.Contains(got, "\n") {
+		t.Errorf("snippet %q: want cut on both sides, on one line", got)
+	}
+	if n := len([]rune(got)); n > snippetLen+2 {
+		t.Errorf("snippet has %d characters, want at most %d", n, snippetLen+2)
+	}
+}
+
+func TestSnippetKeepsOriginalForms(t *testing.T) {
+	t.Parallel()
+	q, _ := Parse("meeting")
+	text := "Ｔｈｅ ＭＥＥＴＩＮＧ"
+	_, spans, _ := q.Match(text)
+	parts := Snippet(text, spans)
+	if len(parts) != 2 || parts[1].Text != "ＭＥＥＴＩＮＧ" || !parts[1].Match {
+		t.Errorf("parts = %+v, want the full-width word marked as written", parts)
+	}
+}
+
+func TestRelevancePrefersDenserMatches(t *testing.T) {
+	t.Parallel()
+	q, _ := Parse("合同")
+	_, _, short := q.Match("合同合同")
+	_, _, long := q.Match("合同" + strings.Repeat("其他内容", 30))
+	if short <= long {
+		t.Errorf("score of a short message all about the term %v <= a long one mentioning it once %v", short, long)
+	}
+}

@@ -1,0 +1,179 @@
+// Package search is chatvault's full-text search over encrypted bodies: how text is cut into
+// searchable units, which index tokens a message and a query produce, the query language, and the
+// exact check that every candidate passes before it is shown. It holds no SQL and no keys: a store
+// turns the tokens made here into keyed blind tokens (HMAC) and keeps them; the chat service runs
+// queries through its single read path.
+//
+// Matching is defined on units, not bytes. Text is normalised (NFKC, then Unicode case folding, so
+// full-width and half-width forms and upper and lower case compare alike) and cut into units: every
+// CJK character (Han, kana, Hangul) is a unit of its own, every run of other letters, digits and
+// combining marks is a word unit, and everything else (spaces, punctuation, emoji) only separates.
+// A query term matches a message when the term's units appear in the message's units as a
+// contiguous run. So 上海 matches 我家在上海东边, 合同v2 matches "合同 V2", "meet" does not match
+// "meeting", and a phrase in quotes is the same rule over several words.
+//
+// Nothing here is written by hand that a good library does: normalisation and case folding are
+// golang.org/x/text's. The cutting into units is ours because it is the definition of matching.
+package search
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Unit is one searchable piece of a text: a CJK character or a word, normalised. Start and End are
+// the byte offsets in the original text of the characters it came from.
+type Unit struct {
+	Text       string
+	CJK        bool
+	Start, End int
+}
+
+// IsCJK reports whether r is a character that CJK text is written in without spaces between words.
+func IsCJK(r rune) bool {
+	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) ||
+		r == 'ー' // the prolonged sound mark is Common, but it is part of katakana words
+}
+
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r)
+}
+
+// Units cuts s into units. Invalid UTF-8 is treated as separators.
+func Units(s string) []Unit {
+	var (
+		out    []Unit
+		word   strings.Builder
+		wStart int
+		wEnd   int
+		folder = cases.Fold()
+		it     norm.Iter
+	)
+	flush := func() {
+		if word.Len() > 0 {
+			out = append(out, Unit{Text: word.String(), Start: wStart, End: wEnd})
+			word.Reset()
+		}
+	}
+	it.InitString(norm.NFKC, s)
+	for !it.Done() {
+		// Each segment normalises independently of its neighbours, so its runes map back to the
+		// segment's bytes in s.
+		start := it.Pos()
+		seg := it.Next()
+		end := it.Pos()
+		if !utf8.Valid(seg) {
+			flush()
+			continue
+		}
+		folded := folder.String(string(seg))
+		for _, r := range folded {
+			switch {
+			case IsCJK(r):
+				flush()
+				out = append(out, Unit{Text: string(r), CJK: true, Start: start, End: end})
+			case isWordRune(r):
+				if word.Len() == 0 {
+					wStart = start
+				}
+				word.WriteRune(r)
+				wEnd = end
+			default:
+				flush()
+			}
+		}
+	}
+	flush()
+	return out
+}
+
+// Token prefixes keep the kinds of index token apart, so the word "a" and the CJK pair "a" (which
+// cannot exist, but the point stands for any kind) never share a blind token.
+const (
+	unigramPrefix = "1:"
+	bigramPrefix  = "2:"
+	wordPrefix    = "w:"
+)
+
+// IndexTokens returns the distinct index tokens of a text: every CJK character, every pair of
+// CJK characters that are neighbours among the units, and every word. A store keys them (HMAC)
+// before it keeps them.
+func IndexTokens(text string) []string {
+	units := Units(text)
+	seen := make(map[string]struct{}, 2*len(units))
+	var out []string
+	add := func(t string) {
+		if _, ok := seen[t]; !ok {
+			seen[t] = struct{}{}
+			out = append(out, t)
+		}
+	}
+	for i, u := range units {
+		if !u.CJK {
+			add(wordPrefix + u.Text)
+			continue
+		}
+		add(unigramPrefix + u.Text)
+		if i+1 < len(units) && units[i+1].CJK {
+			add(bigramPrefix + u.Text + units[i+1].Text)
+		}
+	}
+	return out
+}
+
+// termTokens returns the index tokens every message matching a term's units must hold: its words,
+// its CJK pairs, and the CJK characters that have no CJK neighbour in the term. A message holding
+// them all is a candidate; the exact check decides.
+func termTokens(units []Unit) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for i, u := range units {
+		if !u.CJK {
+			add(wordPrefix + u.Text)
+			continue
+		}
+		prevCJK := i > 0 && units[i-1].CJK
+		nextCJK := i+1 < len(units) && units[i+1].CJK
+		if nextCJK {
+			add(bigramPrefix + u.Text + units[i+1].Text)
+		}
+		if !prevCJK && !nextCJK {
+			add(unigramPrefix + u.Text)
+		}
+	}
+	return out
+}
+
+// contains reports whether want appears in have as a contiguous run of units.
+func contains(have, want []Unit) (int, bool) {
+	if len(want) == 0 {
+		return 0, false
+	}
+outer:
+	for i := 0; i+len(want) <= len(have); i++ {
+		for j, w := range want {
+			if have[i+j].Text != w.Text {
+				continue outer
+			}
+		}
+		return i, true
+	}
+	return 0, false
+}
+
+// ConversationToken and SenderToken are index tokens that every message carries besides its
+// text's, so a search limited to some conversations or one sender is narrowed by the index itself.
+func ConversationToken(id string) string { return "c:" + id }
+
+// SenderToken: see ConversationToken.
+func SenderToken(id string) string { return "s:" + id }

@@ -1,0 +1,433 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/search"
+)
+
+// The search index (migration 0006): one FTS5 document of blind tokens per live text message,
+// written and removed in the same transaction as the message. See internal/search for what the
+// tokens are and docs/decisions.md for why FTS5 over a token table.
+
+// scopeTokenLimit: up to this many conversations, a search's scope goes into the index query as
+// conversation tokens, so the index skips everything outside it; beyond it the scope is a filter
+// on the rows found (a user in that many conversations sees most of the org anyway).
+const scopeTokenLimit = 256
+
+// indexKeys caches the orgs' index keys. A key is created only on the writer goroutine (the first
+// message an org indexes), so two creations never race; readers that find no key know the org
+// has indexed nothing.
+type indexKeys struct {
+	mu sync.Mutex
+	m  map[string]*keyring.IndexKey
+}
+
+func (k *indexKeys) get(org string) (*keyring.IndexKey, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ik, ok := k.m[org]
+	return ik, ok
+}
+
+func (k *indexKeys) reset() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m = nil
+}
+
+func (k *indexKeys) put(org string, ik *keyring.IndexKey) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]*keyring.IndexKey{}
+	}
+	k.m[org] = ik
+}
+
+// indexKey returns the org's index key, or nil when it has none yet and create is false.
+func (db *DB) indexKey(ctx context.Context, q queryer, org string, create bool) (*keyring.IndexKey, error) {
+	if ik, ok := db.ikeys.get(org); ok {
+		return ik, nil
+	}
+	var ik *keyring.IndexKey
+	if db.enc != nil {
+		id := keyring.IndexKeyID(org)
+		kekID, wrapped, err := db.enc.keys.get(ctx, id)
+		switch {
+		case err == nil:
+			if ik, err = db.enc.kr.UnwrapIndexKey(ctx, org, kekID, wrapped); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, keyring.ErrDataKeyDestroyed) && create:
+			// Committed to the keys database before the data transaction that uses it, like a
+			// data key.
+			if ik, kekID, wrapped, err = db.enc.kr.NewIndexKey(ctx, org); err != nil {
+				return nil, err
+			}
+			if err := db.enc.keys.put(ctx, id, kekID, wrapped, db.enc.now()); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, keyring.ErrDataKeyDestroyed):
+			return nil, nil
+		default:
+			return nil, err
+		}
+	} else {
+		var raw []byte
+		err := q.QueryRowContext(ctx, `SELECT key FROM search_keys WHERE org_id = ?`, org).Scan(&raw)
+		switch {
+		case errors.Is(err, sql.ErrNoRows) && create:
+			if raw, err = keyring.RandomKey(); err != nil {
+				return nil, err
+			}
+			tx, ok := q.(*wtx)
+			if !ok {
+				return nil, errors.New("index key: created outside a write")
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO search_keys (org_id, key) VALUES (?, ?)`, org, raw); err != nil {
+				return nil, fmt.Errorf("store index key: %w", err)
+			}
+			// Not cached until the transaction commits: a rollback would leave a cached key that
+			// the database never kept.
+			return keyring.PlainIndexKey(org, raw)
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("read index key: %w", err)
+		}
+		if ik, err = keyring.PlainIndexKey(org, raw); err != nil {
+			return nil, err
+		}
+	}
+	db.ikeys.put(org, ik)
+	return ik, nil
+}
+
+// indexable reports whether a message gets an index entry: live text.
+func indexable(m *chatvault.Message) bool {
+	return m.Kind == chatvault.KindText && m.State == chatvault.StateLive && m.ExpiredAt == nil
+}
+
+// indexDocument is the FTS5 text of a message: its blind tokens, space-separated.
+func indexDocument(ik *keyring.IndexKey, m *chatvault.Message) string {
+	tokens := append(search.IndexTokens(m.Text), search.ConversationToken(m.ConversationID), search.SenderToken(m.SenderID))
+	return string(ik.AppendTokens(make([]byte, 0, 17*len(tokens)), tokens, ' '))
+}
+
+// indexOp is one write to the search index: insert document text under doc, or (text empty)
+// delete doc.
+type indexOp struct {
+	doc  int64
+	text string
+}
+
+// applyIndex writes a batch's index operations, in order, just before the batch commits. FTS5
+// flushes its pending inserts to a new segment whenever another statement opens a savepoint, and
+// every request of a batch runs in one: written as they came, each message cost a segment and
+// the merges that follow (4x the cost of the whole insert). Deferred to here, a batch is one
+// segment, and still commits with its messages or not at all.
+func (db *DB) applyIndex(tx *sql.Tx, ops []indexOp) error {
+	for _, op := range ops {
+		var err error
+		if op.text == "" {
+			_, err = tx.Stmt(db.stmts.deleteIndex).Exec(op.doc)
+		} else {
+			_, err = tx.Stmt(db.stmts.insertIndex).Exec(op.doc, op.text)
+		}
+		if err != nil {
+			return fmt.Errorf("write search index: %w", err)
+		}
+	}
+	return nil
+}
+
+// indexMessage queues m's index entry under doc, for the end of the batch.
+func (db *DB) indexMessage(ctx context.Context, tx *wtx, m *chatvault.Message, doc int64) error {
+	ik, err := db.indexKey(ctx, tx, m.OrgID, true)
+	if err != nil {
+		return err
+	}
+	tx.index = append(tx.index, indexOp{doc: doc, text: indexDocument(ik, m)})
+	return nil
+}
+
+// unindexSeqs deletes the index entries of the listed messages (a JSON array of seqs) and forgets
+// their document numbers. It runs in the transaction that recalls or destroys them.
+func unindexSeqs(ctx context.Context, tx *wtx, orgID, convID, seqs string) error {
+	// Read first: RETURNING would give the new (NULL) values.
+	rows, err := tx.QueryContext(ctx, `SELECT doc FROM messages
+		WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN (SELECT value FROM json_each(?3)) AND doc IS NOT NULL`, orgID, convID, seqs)
+	if err != nil {
+		return fmt.Errorf("find index entries: %w", err)
+	}
+	defer rows.Close()
+	n := len(tx.index)
+	for rows.Next() {
+		var doc int64
+		if err := rows.Scan(&doc); err != nil {
+			return err
+		}
+		tx.index = append(tx.index, indexOp{doc: doc})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(tx.index) == n {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE messages SET doc = NULL
+		WHERE org_id = ?1 AND conversation_id = ?2 AND seq IN (SELECT value FROM json_each(?3)) AND doc IS NOT NULL`,
+		orgID, convID, seqs); err != nil {
+		return fmt.Errorf("forget index entries: %w", err)
+	}
+	return nil
+}
+
+// reindex replaces an edited message's index entry, keeping its document number (and so its
+// place in newest-first order, which is by sending, not by editing).
+func (db *DB) reindex(ctx context.Context, tx *wtx, m *chatvault.Message) error {
+	var doc sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT doc FROM messages WHERE org_id = ? AND conversation_id = ? AND seq = ?`,
+		m.OrgID, m.ConversationID, m.Seq).Scan(&doc); err != nil {
+		return fmt.Errorf("read index entry: %w", err)
+	}
+	if !doc.Valid {
+		return nil
+	}
+	tx.index = append(tx.index, indexOp{doc: doc.Int64})
+	return db.indexMessage(ctx, tx, m, doc.Int64)
+}
+
+// SearchMessages returns the candidates of a search, newest first.
+func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]chatvault.SearchCandidate, error) {
+	if len(q.Tokens) == 0 {
+		return nil, errors.New("search: no tokens")
+	}
+	ik, err := db.indexKey(ctx, db.cached, q.OrgID, false)
+	if err != nil || ik == nil {
+		return nil, err // no key: the org has indexed nothing
+	}
+	var match []string
+	for _, alts := range q.Tokens {
+		var ors []string
+		for _, all := range alts {
+			ands := make([]string, len(all))
+			for i, t := range all {
+				ands[i] = `"` + ik.Token(t) + `"`
+			}
+			ors = append(ors, "("+strings.Join(ands, " AND ")+")")
+		}
+		match = append(match, "("+strings.Join(ors, " OR ")+")")
+	}
+	where, args := []string{}, []any{}
+	arg := func(clause string, v any) {
+		where = append(where, clause)
+		args = append(args, v)
+	}
+	if n := len(q.ConversationIDs); n > 0 && n <= scopeTokenLimit {
+		ors := make([]string, n)
+		for i, c := range q.ConversationIDs {
+			ors[i] = `"` + ik.Token(search.ConversationToken(c)) + `"`
+		}
+		match = append(match, "("+strings.Join(ors, " OR ")+")")
+	} else if n > 0 {
+		list, _ := json.Marshal(q.ConversationIDs)
+		arg(`m.conversation_id IN (SELECT value FROM json_each(?))`, string(list))
+	}
+	if q.SenderID != "" {
+		match = append(match, `"`+ik.Token(search.SenderToken(q.SenderID))+`"`)
+	}
+	if !q.From.IsZero() {
+		arg(`m.sent_at >= ?`, millis(q.From))
+	}
+	if !q.To.IsZero() {
+		arg(`m.sent_at < ?`, millis(q.To))
+	}
+	if q.HiddenFor != "" {
+		arg(`NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.org_id = m.org_id AND h.conversation_id = m.conversation_id
+			AND h.user_id = ? AND h.seq = m.seq)`, q.HiddenFor)
+	}
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	query := `SELECT f.rowid, ` + prefixed("m.", messageColumns) + ` FROM search_index f
+		JOIN messages m INDEXED BY messages_doc ON m.doc = f.rowid
+		WHERE search_index MATCH ? AND f.rowid < ? AND m.org_id = ? AND m.state = 'live' AND m.expired_at IS NULL`
+	for _, w := range where {
+		query += " AND " + w
+	}
+	query += ` ORDER BY f.rowid DESC LIMIT ?`
+	args = append([]any{strings.Join(match, " AND "), before, q.OrgID}, append(args, q.Limit)...)
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	defer rows.Close()
+	var out []chatvault.SearchCandidate
+	var last *keyring.DataKey
+	for rows.Next() {
+		var c chatvault.SearchCandidate
+		m, err := scanMessage(prefixScanner{rows, &c.Doc})
+		if err != nil {
+			return nil, err
+		}
+		if err := db.openMessageWith(ctx, m, &last); err != nil {
+			return nil, err
+		}
+		c.Message = m
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// prefixed qualifies a comma-separated column list with a table alias.
+func prefixed(alias, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i, c := range cols {
+		cols[i] = alias + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// prefixScanner scans one extra leading column before the message's.
+type prefixScanner struct {
+	rows  *sql.Rows
+	first any
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.rows.Scan(append([]any{p.first}, dest...)...)
+}
+
+// dropPlainIndex empties an index built while the store ran without encryption: its key sits in
+// the data file in plain text, so the index is rebuilt under a key wrapped in the keys database.
+func (db *DB) dropPlainIndex(ctx context.Context) error {
+	var plain int
+	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM search_keys`).Scan(&plain); err != nil {
+		return fmt.Errorf("read index keys: %w", err)
+	}
+	if plain == 0 {
+		return nil
+	}
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		for _, q := range []string{
+			`INSERT INTO search_index (search_index) VALUES ('delete-all')`,
+			`UPDATE messages SET doc = NULL WHERE doc IS NOT NULL`,
+			`DELETE FROM search_keys`,
+			`UPDATE store_encryption SET search_indexed = 0`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("drop plain-text search index: %w", err)
+			}
+		}
+		db.ikeys.reset()
+		return nil
+	})
+}
+
+// indexBacklog indexes, once, the live text messages stored before the index existed (or by a
+// bulk load that wrote rows directly), oldest first so document numbers follow sending order, one
+// bounded transaction at a time.
+func (db *DB) indexBacklog(ctx context.Context) error {
+	var done int
+	if err := db.write.QueryRowContext(ctx, `SELECT search_indexed FROM store_encryption`).Scan(&done); err != nil {
+		return fmt.Errorf("read search index state: %w", err)
+	}
+	if db.enc != nil {
+		if err := db.dropPlainIndex(ctx); err != nil {
+			return err
+		}
+		if err := db.write.QueryRowContext(ctx, `SELECT search_indexed FROM store_encryption`).Scan(&done); err != nil {
+			return fmt.Errorf("read search index state: %w", err)
+		}
+	}
+	if done == 1 {
+		return nil
+	}
+	type key struct {
+		org, conv string
+		seq       int64
+	}
+	var keys []key
+	rows, err := db.write.QueryContext(ctx, `SELECT org_id, conversation_id, seq FROM messages
+		WHERE doc IS NULL AND kind = 'text' AND state = 'live' AND expired_at IS NULL ORDER BY sent_at, id`)
+	if err != nil {
+		return fmt.Errorf("find unindexed messages: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.org, &k.conv, &k.seq); err != nil {
+			rows.Close()
+			return err
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find unindexed messages: %w", err)
+	}
+	// Prepared once: parsing the two statements anew for each message was most of the cost.
+	sel, err := db.write.PrepareContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE org_id = ? AND conversation_id = ? AND seq = ?`)
+	if err != nil {
+		return fmt.Errorf("prepare index backlog: %w", err)
+	}
+	defer sel.Close()
+	number, err := db.write.PrepareContext(ctx, `UPDATE messages SET doc = ? WHERE org_id = ? AND conversation_id = ? AND seq = ?`)
+	if err != nil {
+		return fmt.Errorf("prepare index backlog: %w", err)
+	}
+	defer number.Close()
+	const chunk = 2000
+	for len(keys) > 0 || done == 0 {
+		batch := keys[:min(chunk, len(keys))]
+		keys = keys[len(batch):]
+		last := len(keys) == 0
+		err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+			for _, k := range batch {
+				m, err := scanMessage(tx.StmtContext(ctx, sel).QueryRowContext(ctx, k.org, k.conv, k.seq))
+				if err != nil {
+					return fmt.Errorf("read message to index: %w", err)
+				}
+				if err := db.openMessage(ctx, m); err != nil {
+					return err
+				}
+				if !indexable(m) {
+					continue
+				}
+				doc, err := tx.nextEventID(ctx)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.StmtContext(ctx, number).ExecContext(ctx, doc, m.OrgID, m.ConversationID, m.Seq); err != nil {
+					return fmt.Errorf("number index entry: %w", err)
+				}
+				if err := db.indexMessage(ctx, tx, m, doc); err != nil {
+					return err
+				}
+			}
+			if last {
+				_, err := tx.ExecContext(ctx, `UPDATE store_encryption SET search_indexed = 1`)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("index stored messages: %w", err)
+		}
+		done = 1
+		if last {
+			return nil
+		}
+	}
+	return nil
+}
