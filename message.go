@@ -109,6 +109,7 @@ type Store interface {
 	MessageStore
 	FeedStore
 	RetentionStore
+	SearchStore
 	// Ping returns nil when the store is open and can take a write.
 	Ping(ctx context.Context) error
 	Close() error

@@ -1,0 +1,115 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/postgres"
+	"github.com/chatvault/chatvault/internal/postgres/pgtest"
+	"github.com/chatvault/chatvault/internal/storetest"
+)
+
+func TestConformanceEncrypted(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) chatvault.Store {
+		db, _ := open(t, postgres.Options{Keyring: fileKeyring(t)})
+		return db
+	})
+}
+
+// Conformance with the keys in another database (Options.KeysURL).
+func TestConformanceKeysElsewhere(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) chatvault.Store {
+		db, _ := open(t, postgres.Options{Keyring: fileKeyring(t), KeysURL: pgtest.Server(t).NewDatabase(t)})
+		return db
+	})
+}
+
+// Bodies and versions are sealed in the tables; key material is only in chatvault_keys.
+func TestBodiesAreSealed(t *testing.T) {
+	t.Parallel()
+	db, url := open(t, postgres.Options{Keyring: fileKeyring(t)})
+	w := newWorld(t, db)
+	c := w.conv(t)
+	m := w.send(t, db, c, "the launch code is 0000", jan)
+	if _, err := db.EditMessage(context.Background(), w.org.ID, c.ID, m.Seq, 1, "the launch code is 1111", jan); err != nil {
+		t.Fatalf("EditMessage() = %v", err)
+	}
+	conn := raw(t, url)
+	for _, q := range []string{`SELECT body FROM messages`, `SELECT body FROM message_versions`} {
+		var body []byte
+		if err := conn.QueryRow(context.Background(), q).Scan(&body); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if !keyring.IsSealed(body) || bytes.Contains(body, []byte("launch code")) {
+			t.Fatalf("%s = %q, want a sealed envelope", q, body)
+		}
+	}
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM chatvault_keys.data_keys WHERE conversation_id <> '~search-index'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("chatvault_keys.data_keys has %d rows (%v), want 1", n, err)
+	}
+	// Nothing outside chatvault_keys holds a column that could carry key material.
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM information_schema.columns
+		WHERE column_name = 'wrapped' AND table_schema <> 'chatvault_keys'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d columns named wrapped outside chatvault_keys (%v), want 0", n, err)
+	}
+	versions, err := db.FindMessageVersions(context.Background(), w.org.ID, c.ID, m.Seq)
+	if err != nil || len(versions) != 1 || versions[0].Text != "the launch code is 0000" {
+		t.Fatalf("FindMessageVersions() = %v, %v; want the first text", versions, err)
+	}
+	// Opening without the keys is refused.
+	if _, err := postgres.Open(context.Background(), url, postgres.Options{}); err == nil {
+		t.Fatal("Open(no keyring) on an encrypted store succeeded")
+	}
+}
+
+// Once every message under a data key is destroyed, the key material is deleted: a copy of the
+// old body cannot be opened any more, while the next month's key still works.
+func TestCryptoShredding(t *testing.T) {
+	t.Parallel()
+	db, url := open(t, postgres.Options{Keyring: fileKeyring(t)})
+	w := newWorld(t, db)
+	c := w.conv(t)
+	w.send(t, db, c, "january", jan)
+	w.send(t, db, c, "february", jan.AddDate(0, 1, 0))
+	conn := raw(t, url)
+	var janBody []byte
+	if err := conn.QueryRow(context.Background(), `SELECT body FROM messages WHERE seq = 1`).Scan(&janBody); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if n, err := db.DestroyEmptyDataKeys(ctx, w.org.ID, c.ID); err != nil || n != 0 {
+		t.Fatalf("DestroyEmptyDataKeys(nothing purged) = %d, %v; want 0", n, err)
+	}
+	feb := jan.AddDate(0, 0, 20)
+	res, err := db.DestroyMessages(ctx, chatvault.DestroyStep{
+		Selection: chatvault.Selection{OrgID: w.org.ID, ConversationID: c.ID, Limit: 100, At: feb},
+		Batch:     &chatvault.BatchFilter{SentBefore: feb},
+	})
+	if err != nil || res.Count != 1 {
+		t.Fatalf("DestroyMessages() = %+v, %v; want 1 destroyed", res, err)
+	}
+	if n, err := db.DestroyEmptyDataKeys(ctx, w.org.ID, c.ID); err != nil || n != 1 {
+		t.Fatalf("DestroyEmptyDataKeys() = %d, %v; want 1", n, err)
+	}
+	var keys int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM chatvault_keys.data_keys WHERE conversation_id = $1 AND id = 1`, c.ID).Scan(&keys); err != nil || keys != 0 {
+		t.Fatalf("key 1 material rows = %d (%v), want 0", keys, err)
+	}
+	// Put the old ciphertext back, as a restored data backup would: it no longer opens.
+	if _, err := conn.Exec(ctx, `UPDATE messages SET body = $1, state = 'live' WHERE seq = 1`, janBody); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.FindMessages(ctx, w.org.ID, c.ID, chatvault.MessageQuery{Before: 2, Limit: 10})
+	if !errors.Is(err, keyring.ErrDataKeyDestroyed) {
+		t.Fatalf("FindMessages(shredded) = %v, want ErrDataKeyDestroyed", err)
+	}
+	got, err := db.FindMessages(ctx, w.org.ID, c.ID, chatvault.MessageQuery{After: 1, Limit: 10})
+	if err != nil || len(got) != 1 || got[0].Text != "february" {
+		t.Fatalf("FindMessages(february) = %v, %v", got, err)
+	}
+}

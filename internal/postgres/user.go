@@ -1,0 +1,132 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/chatvault/chatvault"
+	"github.com/jackc/pgx/v5"
+)
+
+const userColumns = `org_id, id, username, display_name, roles, disabled, password_hash, created_at`
+
+// userSelect reads the users columns with disabled as a boolean.
+const userSelect = `org_id, id, username, display_name, roles, disabled <> 0, password_hash, created_at, retention_days`
+
+// CreateUser inserts a user.
+func (db *DB) CreateUser(ctx context.Context, u *chatvault.User) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error { return insertUser(ctx, tx, u) })
+}
+
+func insertUser(ctx context.Context, tx *wtx, u *chatvault.User) error {
+	_, err := tx.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		u.OrgID, u.ID, u.Username, u.DisplayName, joinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, millis(u.CreatedAt))
+	if isUniqueViolation(err) {
+		return &chatvault.Error{Code: chatvault.ECONFLICT, Field: "username", Message: fmt.Sprintf("username %q is taken", u.Username)}
+	} else if err != nil {
+		return fmt.Errorf("insert user: %w", err)
+	}
+	return nil
+}
+
+// FindUserByID finds a user of the org.
+func (db *DB) FindUserByID(ctx context.Context, orgID, userID string) (*chatvault.User, error) {
+	return findUser(ctx, db.pool, `org_id = $1 AND id = $2`, orgID, userID)
+}
+
+// FindUserByUsername finds a user of the org by their (case-folded) username.
+func (db *DB) FindUserByUsername(ctx context.Context, orgID, username string) (*chatvault.User, error) {
+	return findUser(ctx, db.pool, `org_id = $1 AND username = $2`, orgID, username)
+}
+
+func findUser(ctx context.Context, q querier, where string, args ...any) (*chatvault.User, error) {
+	u, err := scanUser(q.QueryRow(ctx, `SELECT `+userSelect+` FROM users WHERE `+where, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "user not found")
+	}
+	return u, err
+}
+
+// FindUsers pages through an org's users by username.
+func (db *DB) FindUsers(ctx context.Context, orgID string, f chatvault.UserFilter) ([]*chatvault.User, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+userSelect+` FROM users
+		WHERE org_id = $1 AND username > $2 AND (NOT $3 OR disabled = 0) ORDER BY username LIMIT $4`,
+		orgID, f.AfterUsername, f.EnabledOnly, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("query users: %w", err)
+	}
+	return collect(rows, func(r pgx.CollectableRow) (*chatvault.User, error) { return scanUser(r) })
+}
+
+// UpdateUser applies the set fields of upd.
+func (db *DB) UpdateUser(ctx context.Context, orgID, userID string, upd chatvault.UserUpdate) (*chatvault.User, error) {
+	var out *chatvault.User
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		u, err := findUser(ctx, tx, `org_id = $1 AND id = $2 FOR UPDATE`, orgID, userID)
+		if err != nil {
+			return err
+		}
+		if upd.DisplayName != nil {
+			u.DisplayName = *upd.DisplayName
+		}
+		if upd.Roles != nil {
+			u.Roles = upd.Roles
+		}
+		if upd.Disabled != nil {
+			u.Disabled = *upd.Disabled
+		}
+		if upd.PasswordHash != nil {
+			u.PasswordHash = *upd.PasswordHash
+		}
+		_, err = tx.Exec(ctx, `UPDATE users SET display_name = $1, roles = $2, disabled = $3, password_hash = $4 WHERE org_id = $5 AND id = $6`,
+			u.DisplayName, joinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, orgID, userID)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		out = u
+		if u.Disabled {
+			_, err = tx.emit(ctx, chatvault.Event{OrgID: orgID, Kind: chatvault.EventUserDisabled, Subject: userID})
+		}
+		return err
+	})
+	return out, err
+}
+
+func scanUser(s pgx.Row) (*chatvault.User, error) {
+	var u chatvault.User
+	var roles string
+	var created int64
+	var retention *int64
+	if err := s.Scan(&u.OrgID, &u.ID, &u.Username, &u.DisplayName, &roles, &u.Disabled, &u.PasswordHash, &created, &retention); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("scan user: %w", err)
+	}
+	u.Roles = splitRoles(roles)
+	u.CreatedAt = fromMillis(created)
+	u.RetentionDays = fromNullInt(retention)
+	return &u, nil
+}
+
+func joinRoles(roles []chatvault.Role) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ",")
+}
+
+func splitRoles(s string) []chatvault.Role {
+	if s == "" {
+		return []chatvault.Role{}
+	}
+	parts := strings.Split(s, ",")
+	out := make([]chatvault.Role, len(parts))
+	for i, p := range parts {
+		out[i] = chatvault.Role(p)
+	}
+	return out
+}
