@@ -53,7 +53,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db, err := openStore(cfg)
+	db, err := openServedStore(ctx, cfg, newLogger(cfg.Log, stderr))
 	if err != nil {
 		return err
 	}

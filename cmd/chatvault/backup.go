@@ -73,6 +73,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if cfg.postgresStore() {
+		return errPostgresStore("chatvault backup", "back PostgreSQL up with pg_basebackup and WAL archiving, or pg_dump (docs/scaling.md)")
+	}
 	logger := newLogger(cfg.Log, stderr)
 	var store *sqlite.DB
 	if cmd == "create" {

@@ -34,6 +34,12 @@ const benchUsage = `Usage:
       send and history-read latency during each phase; reference: the same workload without a purge
   chatvault bench backup  [--data DIR | --messages N] [--json FILE]
       backup create, a full verify and a restore, in MB/s and messages/s; reference: a plain copy of the database
+  chatvault bench search  [--data DIR | --messages N] [--senders 64] [--duration 10s] [--count N] [--json FILE]
+      N user-scoped and N org-wide searches (default 300 each), one at a time; reference: a member's
+      brute-force scan of their own history; ingest with the search index off and on; index bytes
+  chatvault bench postgres --pg URL [--data DIR | --messages N] [--readers 8] [--senders 64] [--duration 10s | --count N] [--json FILE]
+      the PostgreSQL store against the SQLite store in the same run, same data: history pages and ingest through
+      chatvault.Store, and the rate of copying the data set in (chatvault migrate); URL names an empty database
 
 Without --data, a data set of --messages messages is generated into a temporary directory first.
 Runs work on copies of the data set in a temporary directory; the data set itself is not changed.
@@ -57,6 +63,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := fs.String("data", "", "a data set made by `chatvault bench gen` to run on (it is copied, never changed)")
 	store := fs.String("store", "sqlite", "store to measure (only sqlite for now)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	pgURL := fs.String("pg", os.Getenv("CHATVAULT_BENCH_POSTGRES"), "postgres: an empty PostgreSQL database to compare with (env CHATVAULT_BENCH_POSTGRES)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generator and of the workload")
 	fs.IntVar(&cfg.Senders, "senders", cfg.Senders, "ingest, fanout: concurrent senders (each a different user where the data set allows)")
@@ -104,12 +111,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	run, ok := map[string]func(context.Context, bench.Config) (*bench.Report, error){
-		"ingest":  bench.Ingest,
-		"history": bench.History,
-		"purge":   bench.Purge(*expiredFraction),
-		"sync":    bench.Sync,
-		"fanout":  bench.Fanout,
-		"backup":  bench.Backup,
+		"ingest":   bench.Ingest,
+		"history":  bench.History,
+		"purge":    bench.Purge(*expiredFraction),
+		"sync":     bench.Sync,
+		"fanout":   bench.Fanout,
+		"backup":   bench.Backup,
+		"search":   bench.Search,
+		"postgres": bench.Postgres(*pgURL),
 	}[scenario]
 	if !ok {
 		fmt.Fprint(stderr, benchUsage)

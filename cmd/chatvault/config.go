@@ -19,7 +19,10 @@ import (
 // Config is every setting of chatvault, filled in this order, later winning: defaults, the YAML
 // file (--config or CHATVAULT_CONFIG), CHATVAULT_* environment variables, command-line flags.
 type Config struct {
-	Data         string    `yaml:"data"`
+	Data string `yaml:"data"`
+	// Store is a PostgreSQL URL (postgres://user@host:5432/db); empty: the SQLite store in Data.
+	// Several serve processes can share one PostgreSQL store (docs/scaling.md).
+	Store        string    `yaml:"store"`
 	Listen       string    `yaml:"listen"`
 	MaxBodyBytes int64     `yaml:"max_body_bytes"`
 	RecallWindow Duration  `yaml:"recall_window"`
@@ -67,8 +70,9 @@ func DefaultConfig() Config {
 		MaxBodyBytes: 64 << 10,
 		RecallWindow: Duration(2 * time.Minute),
 		Log:          LogConfig{Level: "info", Format: "text"},
-		Retention:    RetentionConfig{Interval: Duration(time.Hour)},
-		Backup:       backupDefaults(),
+		Retention: RetentionConfig{Interval: Duration(time.Hour), StartDelay: Duration(firstRetentionRun),
+			TakeoverCheck: Duration(defaultTakeoverCheck)},
+		Backup: backupDefaults(),
 	}
 }
 
@@ -78,6 +82,7 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.Data) == "" {
 		errs = append(errs, errors.New("data: set a data directory (--data DIR or CHATVAULT_DATA)"))
 	}
+	errs = append(errs, c.validateStore()...)
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port, for example 127.0.0.1:8080 (--listen or CHATVAULT_LISTEN)", c.Listen))
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
@@ -124,6 +129,7 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 	cf.config = fs.String("config", "", "YAML config file (env CHATVAULT_CONFIG); unknown keys are errors")
 	fs.StringVar(&cf.cfg.Data, "data", cf.cfg.Data, "data directory (env CHATVAULT_DATA)")
 	fs.StringVar(&cf.cfg.KeyFile, "key-file", "", "key-encryption key file (env CHATVAULT_KEY_FILE; default DATA/keys/kek.json)")
+	fs.StringVar(&cf.cfg.Store, "store", "", "PostgreSQL URL, e.g. postgres://chatvault@db:5432/chatvault (env CHATVAULT_STORE); empty: SQLite in the data directory")
 	if withServer {
 		fs.StringVar(&cf.cfg.Listen, "listen", cf.cfg.Listen, "address to listen on (env CHATVAULT_LISTEN)")
 		fs.Int64Var(&cf.cfg.MaxBodyBytes, "max-body-bytes", cf.cfg.MaxBodyBytes, "largest request body accepted (env CHATVAULT_MAX_BODY_BYTES)")
@@ -172,18 +178,21 @@ func (cf *configFlags) resolve() (Config, error) {
 		return cfg, err
 	}
 	for name, apply := range map[string]func(){
-		"data":                func() { cfg.Data = fromFlags.Data },
-		"listen":              func() { cfg.Listen = fromFlags.Listen },
-		"max-body-bytes":      func() { cfg.MaxBodyBytes = fromFlags.MaxBodyBytes },
-		"recall-window":       func() { cfg.RecallWindow = fromFlags.RecallWindow },
-		"log-level":           func() { cfg.Log.Level = fromFlags.Log.Level },
-		"log-format":          func() { cfg.Log.Format = fromFlags.Log.Format },
-		"key-file":            func() { cfg.KeyFile = fromFlags.KeyFile },
-		"tls-cert":            func() { cfg.TLSCert = fromFlags.TLSCert },
-		"tls-key":             func() { cfg.TLSKey = fromFlags.TLSKey },
-		"tls-self-signed":     func() { cfg.TLSSelfSigned = fromFlags.TLSSelfSigned },
-		"allow-insecure-http": func() { cfg.AllowInsecureHTTP = fromFlags.AllowInsecureHTTP },
-		"retention-interval":  func() { cfg.Retention.Interval = fromFlags.Retention.Interval },
+		"data":                     func() { cfg.Data = fromFlags.Data },
+		"store":                    func() { cfg.Store = fromFlags.Store },
+		"listen":                   func() { cfg.Listen = fromFlags.Listen },
+		"max-body-bytes":           func() { cfg.MaxBodyBytes = fromFlags.MaxBodyBytes },
+		"recall-window":            func() { cfg.RecallWindow = fromFlags.RecallWindow },
+		"log-level":                func() { cfg.Log.Level = fromFlags.Log.Level },
+		"log-format":               func() { cfg.Log.Format = fromFlags.Log.Format },
+		"key-file":                 func() { cfg.KeyFile = fromFlags.KeyFile },
+		"tls-cert":                 func() { cfg.TLSCert = fromFlags.TLSCert },
+		"tls-key":                  func() { cfg.TLSKey = fromFlags.TLSKey },
+		"tls-self-signed":          func() { cfg.TLSSelfSigned = fromFlags.TLSSelfSigned },
+		"allow-insecure-http":      func() { cfg.AllowInsecureHTTP = fromFlags.AllowInsecureHTTP },
+		"retention-interval":       func() { cfg.Retention.Interval = fromFlags.Retention.Interval },
+		"retention-start-delay":    func() { cfg.Retention.StartDelay = fromFlags.Retention.StartDelay },
+		"retention-takeover-check": func() { cfg.Retention.TakeoverCheck = fromFlags.Retention.TakeoverCheck },
 	} {
 		if set[name] {
 			apply()
@@ -216,6 +225,7 @@ func applyEnv(cfg *Config) error {
 		}
 	}
 	str("CHATVAULT_DATA", &cfg.Data)
+	str("CHATVAULT_STORE", &cfg.Store)
 	str("CHATVAULT_LISTEN", &cfg.Listen)
 	str("CHATVAULT_LOG_LEVEL", &cfg.Log.Level)
 	str("CHATVAULT_LOG_FORMAT", &cfg.Log.Format)

@@ -59,6 +59,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if cfg.postgresStore() {
+		return errPostgresStore("chatvault keys "+args[0], "key rotation for the PostgreSQL store is not built yet "+
+			"(chatvault keys generate works: it opens nothing)")
+	}
 	kr, err := openKeyring(cfg)
 	if err != nil {
 		return err
@@ -114,7 +118,7 @@ func keysStatus(ctx context.Context, w io.Writer, kr *keyring.Keyring, keys *sql
 		fmt.Fprintf(w, "keys database: none yet (no message has been stored)\n\n")
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEK\tCREATED\tSTATE\tDATA KEYS")
+	fmt.Fprintln(tw, "KEK\tCREATED\tSTATE\tKEYS WRAPPED")
 	known := map[string]bool{}
 	for _, k := range keks {
 		known[k.ID] = true
@@ -160,7 +164,7 @@ func keysRotate(ctx context.Context, w io.Writer, kr *keyring.Keyring, keys *sql
 	if err != nil {
 		return fmt.Errorf("re-wrap data keys (%d done; run it again to finish): %w", n, err)
 	}
-	fmt.Fprintf(w, "re-wrapped %d data keys\n\n", n)
+	fmt.Fprintf(w, "re-wrapped %d keys (data keys and search index keys)\n\n", n)
 	if err := keysStatus(ctx, w, kr, keys); err != nil {
 		return err
 	}

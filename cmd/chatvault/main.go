@@ -17,11 +17,12 @@ const usage = `chatvault: a chat-history server
 Usage:
   chatvault serve [flags]     run the server (default: ./chatvault-data, 127.0.0.1:8080)
   chatvault admin COMMAND     manage orgs and users without the API (create-org, list-orgs, reset-password)
-  chatvault bench SCENARIO    benchmark with generated data (gen, ingest, history, purge); see docs/benchmarks.md
+  chatvault bench SCENARIO    benchmark with generated data (gen, ingest, history, sync, fanout, purge, backup, search, postgres); see docs/benchmarks.md
   chatvault keys COMMAND      encryption keys: status, rotate, retire, generate
   chatvault backup COMMAND    backups: create, list, verify ID, prune
   chatvault restore ID        restore a backup into a new data directory (--data DIR --identity FILE)
   chatvault retention run     run the retention job now in every org ([--dry-run] [--json])
+  chatvault migrate           copy an SQLite data directory into PostgreSQL (--from DIR --to URL)
   chatvault version           print the version
 
 Run "chatvault COMMAND -h" for a command's flags.
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "retention":
 		return runRetention(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "chatvault", version())
 		return nil

@@ -45,6 +45,10 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if cfg.postgresStore() {
+		return errPostgresStore("chatvault restore", "restore PostgreSQL with pg_restore or point-in-time recovery (docs/scaling.md); "+
+			"to move a restored SQLite directory to PostgreSQL, restore it without --store, then run chatvault migrate")
+	}
 	ids, err := backup.ReadIdentities(*identity)
 	if err != nil {
 		return err

@@ -43,7 +43,7 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
-	db, err := openStore(cfg)
+	db, err := openServedStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

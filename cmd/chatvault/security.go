@@ -94,6 +94,9 @@ func openKeyring(cfg Config) (*keyring.Keyring, error) {
 
 // openStore opens the data directory's store with encryption at rest.
 func openStore(cfg Config) (*sqlite.DB, error) {
+	if cfg.postgresStore() {
+		return nil, errPostgresStore("this command", "it does not support PostgreSQL yet; use the API of a running server")
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}

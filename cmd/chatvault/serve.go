@@ -16,6 +16,7 @@ import (
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
+	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
 // InitialPasswordFile holds the first admin's one-time password, readable only by the owner.
@@ -30,7 +31,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := newLogger(cfg.Log, stderr)
 
-	db, err := openStore(cfg)
+	db, err := openServedStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -42,11 +43,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	ret := retention.New(db, clock, logger, shredderOf(db))
-	stopRetention := startRetentionSchedule(time.Duration(cfg.Retention.Interval), ret, logger)
+	leader, closeLeader := storeLeadership(cfg, "retention")
+	defer closeLeader()
+	stopRetention := startLedRetentionSchedule(retentionSchedule{Interval: time.Duration(cfg.Retention.Interval),
+		StartDelay: time.Duration(cfg.Retention.StartDelay), TakeoverCheck: time.Duration(cfg.Retention.TakeoverCheck), Leader: leader}, ret, logger)
 	defer stopRetention() // before the deferred db.Close
-	stopBackups, err := startBackupSchedule(cfg, db, logger)
-	if err != nil {
-		return err
+	stopBackups := func() {}
+	if sq, ok := db.(*sqlite.DB); ok { // PostgreSQL is backed up with its own tools (Validate refuses backup targets)
+		if stopBackups, err = startBackupSchedule(cfg, sq, logger); err != nil {
+			return err
+		}
 	}
 	defer stopBackups() // before the deferred db.Close
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret})
@@ -66,7 +72,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.Listen(cfg.Listen); err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", srv.Addr(), "data", cfg.Data, "version", version(), "tls", cfg.tlsOn())
+	logger.Info("listening", "addr", srv.Addr(), "store", cfg.storeKind(), "data", cfg.Data, "version", version(), "tls", cfg.tlsOn())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
@@ -90,6 +96,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	stopRetention()
 	stopBackups()
+	// Hand the schedule to another instance now rather than when the connection times out.
+	if err := closeLeader(); err != nil {
+		logger.Warn("release the retention schedule", "error", err)
+	}
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

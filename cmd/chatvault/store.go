@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/postgres"
+)
+
+// This file holds the choice of store: the embedded SQLite store in the data directory (the
+// default) or a PostgreSQL database that several serve processes share (docs/scaling.md).
+
+// servedStore is what serve needs of a store, whichever the engine: the domain interfaces and
+// the hand-off of committed events to live delivery. Optional parts (crypto-shredding, backups)
+// are found by type assertion where they are used.
+type servedStore interface {
+	chatvault.Store
+	chatvault.SearchStore
+	// SetEventSink receives every committed batch of events: on PostgreSQL, those committed by
+	// every process sharing the database.
+	SetEventSink(chatvault.EventSink)
+}
+
+// postgresStore reports whether the configuration names a PostgreSQL store.
+func (c Config) postgresStore() bool { return c.Store != "" }
+
+// storeKind names the engine for logs; the URL itself is never logged (it may hold a password).
+func (c Config) storeKind() string {
+	if c.postgresStore() {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func (c Config) validateStore() []error {
+	if c.Store == "" {
+		return nil
+	}
+	var errs []error
+	// The URL is not repeated in the message: it may hold a password.
+	u, err := url.Parse(c.Store)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		errs = append(errs, errors.New("store: not a PostgreSQL URL like postgres://chatvault@db.example:5432/chatvault?sslmode=verify-full "+
+			"(--store or CHATVAULT_STORE); leave it empty for the SQLite store in the data directory"))
+	}
+	if c.Backup.Enabled() {
+		errs = append(errs, errors.New("backup: chatvault's backups copy the SQLite store, and store is a PostgreSQL database: "+
+			"back PostgreSQL up with pg_basebackup and WAL archiving, or pg_dump (docs/scaling.md), and remove backup.targets"))
+	}
+	return errs
+}
+
+// errPostgresStore is the refusal of a command that works on the SQLite data directory only.
+func errPostgresStore(command, instead string) error {
+	return fmt.Errorf("%s works on the SQLite store in the data directory, but this configuration uses a PostgreSQL store "+
+		"(store, --store or CHATVAULT_STORE): %s", command, instead)
+}
+
+// openServedStore opens the configured store with encryption at rest: the SQLite store in the
+// data directory, or the PostgreSQL database of cfg.Store.
+func openServedStore(ctx context.Context, cfg Config, logger *slog.Logger) (servedStore, error) {
+	if !cfg.postgresStore() {
+		return openStore(cfg)
+	}
+	// The data directory still holds the key file (unless the KEK is in the environment), the
+	// self-signed certificate and the first admin's password file.
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	kr, err := openKeyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := postgres.Open(ctx, cfg.Store, postgres.Options{Keyring: kr, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL store: %w", err)
+	}
+	return db, nil
+}
+
+// storeLeadership returns how this process learns whether it runs the scheduled jobs: with SQLite
+// it is the only process; with PostgreSQL, the one holding the job's advisory lock.
+func storeLeadership(cfg Config, job string) (leadership, func() error) {
+	if !cfg.postgresStore() {
+		return soleInstance{}, func() error { return nil }
+	}
+	l := postgres.NewLeaderLock(cfg.Store, job)
+	return l, l.Close
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestStoreConfig(t *testing.T) {
+	t.Setenv("CHATVAULT_STORE", "")
+	os.Unsetenv("CHATVAULT_STORE")
+	cfg, err := resolveWith(t, nil, nil)
+	if err != nil || cfg.Store != "" || cfg.storeKind() != "sqlite" {
+		t.Fatalf("default store = %q (%s), %v; want empty: SQLite in the data directory", cfg.Store, cfg.storeKind(), err)
+	}
+	const pg = "postgres://chatvault:secret@db.example:5432/chatvault"
+	file := writeFile(t, "store: postgres://file@db.example/chatvault\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"file", []string{"--config", file}, nil, "postgres://file@db.example/chatvault"},
+		{"env over file", []string{"--config", file}, map[string]string{"CHATVAULT_STORE": pg}, pg},
+		{"flag over env", []string{"--store", "postgresql://flag@db/x"}, map[string]string{"CHATVAULT_STORE": pg}, "postgresql://flag@db/x"},
+	} {
+		cfg, err := resolveWith(t, tc.args, tc.env)
+		if err != nil || cfg.Store != tc.want || cfg.storeKind() != "postgres" {
+			t.Errorf("%s: store = %q, %v; want %q", tc.name, cfg.Store, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"not a URL", []string{"--store", "host=db dbname=x"}, "store: not a PostgreSQL URL"},
+		{"wrong scheme", []string{"--store", "mysql://db/x"}, "--store or CHATVAULT_STORE"},
+		{"backups", []string{"--store", pg, "--config", writeFile(t, "backup:\n  targets: [{type: dir, path: /tmp/x}]\n  recipients: [age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq]\n")}, "pg_basebackup"},
+	} {
+		_, err := resolveWith(t, tc.args, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error = %v; want one mentioning %q", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: error %q shows the password", tc.name, err)
+		}
+	}
+}
+
+// Commands that work on the SQLite data directory refuse a PostgreSQL store rather than quietly
+// using (or creating) an SQLite store in --data.
+func TestSQLiteOnlyCommandsRefusePostgres(t *testing.T) {
+	dir := t.TempDir()
+	const pg = "postgres://chatvault@127.0.0.1:1/chatvault"
+	for _, args := range [][]string{
+		{"backup", "list"},
+		{"backup", "create"},
+		{"restore", "some-id", "--identity", "x"},
+		{"keys", "status"},
+		{"keys", "rotate"},
+		{"admin", "list-orgs"},
+		{"retention", "run"},
+	} {
+		err := run(context.Background(), append(args, "--data", dir, "--store", pg), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+			t.Errorf("chatvault %s with --store = %v; want a refusal naming PostgreSQL", strings.Join(args, " "), err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("refused commands left %d entries in the data directory; want none", len(entries))
+	}
+	if err := run(context.Background(), []string{"keys", "generate", "--store", pg}, io.Discard, io.Discard); err != nil {
+		t.Errorf("keys generate with --store = %v; want it to work (it opens nothing)", err)
+	}
+}
+
+// flipLeader leads while lead is set.
+type flipLeader struct {
+	lead  atomic.Bool
+	calls atomic.Int32
+	err   error
+}
+
+func (f *flipLeader) Lead(context.Context) (bool, error) {
+	f.calls.Add(1)
+	return f.lead.Load(), f.err
+}
+
+func TestRetentionScheduleRunsOnlyWhileLeading(t *testing.T) {
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	job := &fakeJob{}
+	leader := &flipLeader{}
+	stop := startLedRetentionSchedule(retentionSchedule{Interval: time.Minute, StartDelay: 0, TakeoverCheck: 5 * time.Millisecond, Leader: leader}, job, logger)
+	defer stop()
+	// A standby checks again and again, and never runs the job.
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := leader.calls.Load(); n < 5 {
+			return errors.New("fewer than 5 checks yet")
+		}
+		return nil
+	})
+	if n := job.runs.Load(); n != 0 {
+		t.Fatalf("runs while another instance leads = %d; want 0", n)
+	}
+	if n := strings.Count(logs.String(), "another instance runs it"); n != 1 {
+		t.Fatalf("standby logged %d times; want once:\n%s", n, logs.String())
+	}
+	// It takes over when the lock comes free, and runs after the start delay.
+	leader.lead.Store(true)
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if job.runs.Load() == 0 {
+			return errors.New("no run yet")
+		}
+		return nil
+	})
+	if !strings.Contains(logs.String(), "this instance runs it") {
+		t.Fatalf("takeover not logged:\n%s", logs.String())
+	}
+	stop()
+
+	// A run in progress stops when the lead is lost, without an error, and the schedule goes on.
+	blocked := &fakeJob{block: true}
+	lost := &flipLeader{}
+	lost.lead.Store(true)
+	var logs2 lockedBuffer
+	stop = startLedRetentionSchedule(retentionSchedule{Interval: time.Minute, TakeoverCheck: 5 * time.Millisecond, Leader: lost}, blocked,
+		slog.New(slog.NewTextHandler(&logs2, nil)))
+	defer stop()
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if blocked.runs.Load() == 0 {
+			return errors.New("no run yet")
+		}
+		return nil
+	})
+	lost.lead.Store(false)
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !strings.Contains(logs2.String(), "no longer leads") {
+			return errors.New("run not stopped yet")
+		}
+		return nil
+	})
+	if strings.Contains(logs2.String(), "level=ERROR") {
+		t.Fatalf("losing the lead logged an error:\n%s", logs2.String())
+	}
+}
