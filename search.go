@@ -21,6 +21,11 @@ type SearchQuery struct {
 	From, To time.Time
 	// HiddenFor leaves out the messages this user hid for themselves.
 	HiddenFor string
+	// SeqAfter leaves out, per conversation, the messages with seq <= the bound: what a reader
+	// cannot see because they joined later or cleared their history. An optimisation only (the
+	// reader's visibility is still checked): it keeps the store from decrypting what would be
+	// thrown away.
+	SeqAfter map[string]int64
 	// Before continues after a candidate: only candidates with Doc < Before; 0: from the newest.
 	Before int64
 	Limit  int

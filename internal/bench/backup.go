@@ -49,7 +49,7 @@ func Backup(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		ms := float64(took.Microseconds()) / 1000
 		return &Result{Name: name, Unit: "MB", Ops: 1, Secs: round1(took.Seconds()), Rate: math.Round(mb/took.Seconds()*10) / 10,
-			LatencyOf: "the whole operation", P50Ms: ms, P90Ms: ms, P99Ms: ms, MaxMs: ms, PeakRSSBytes: peak,
+			LatencyOf: "the whole operation", P50Ms: ms, P90Ms: ms, P95Ms: ms, P99Ms: ms, MaxMs: ms, PeakRSSBytes: peak,
 			RSSOf: m.rssNote("the bench process"), BenchCPUSecs: round1(cpu.Seconds()),
 			Note: fmt.Sprintf("%.0f messages/s; %.1f MB database", msgs/took.Seconds(), mb)}, nil
 	}

@@ -75,6 +75,7 @@ type Result struct {
 	LatencyOf string  `json:"latency_of"`
 	P50Ms     float64 `json:"p50_ms"`
 	P90Ms     float64 `json:"p90_ms"`
+	P95Ms     float64 `json:"p95_ms"`
 	P99Ms     float64 `json:"p99_ms"`
 	MaxMs     float64 `json:"max_ms"`
 	// PeakRSSBytes is VmHWM of the process that did the work, reset when the measurement started.
@@ -116,7 +117,7 @@ func (rep *Report) finish() {
 
 func fromSummary(s Summary, elapsed time.Duration) *Result {
 	ms := msRound
-	r := &Result{Ops: s.Count, Secs: math.Round(elapsed.Seconds()*1000) / 1000, P50Ms: ms(s.P50), P90Ms: ms(s.P90),
+	r := &Result{Ops: s.Count, Secs: math.Round(elapsed.Seconds()*1000) / 1000, P50Ms: ms(s.P50), P90Ms: ms(s.P90), P95Ms: ms(s.P95),
 		P99Ms: ms(s.P99), MaxMs: ms(s.Max)}
 	if elapsed > 0 {
 		r.Rate = math.Round(float64(s.Count) / elapsed.Seconds())
@@ -149,10 +150,10 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(bw, "settings:   %s\n\n", strings.Join(settings, " "))
 
 	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "path\trate/s\tops\terrors\tp50 ms\tp90 ms\tp99 ms\tmax ms\tpeak RSS\tvs raw\tlatency of\t")
+	fmt.Fprintln(tw, "path\trate/s\tops\terrors\tp50 ms\tp90 ms\tp95 ms\tp99 ms\tmax ms\tpeak RSS\tvs raw\tlatency of\t")
 	row := func(label string, r *Result, ratio string) {
-		fmt.Fprintf(tw, "%s\t%.0f %s\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t\n", label, r.Rate, r.Unit, r.Ops, r.Errors,
-			r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, mib(r.PeakRSSBytes), ratio, r.LatencyOf)
+		fmt.Fprintf(tw, "%s\t%.0f %s\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t\n", label, r.Rate, r.Unit, r.Ops, r.Errors,
+			r.P50Ms, r.P90Ms, r.P95Ms, r.P99Ms, r.MaxMs, mib(r.PeakRSSBytes), ratio, r.LatencyOf)
 	}
 	for _, k := range rep.order {
 		ratio := "-"

@@ -22,6 +22,7 @@ type Summary struct {
 	Count int
 	P50   time.Duration
 	P90   time.Duration
+	P95   time.Duration
 	P99   time.Duration
 	Max   time.Duration
 	Mean  time.Duration
@@ -30,7 +31,7 @@ type Summary struct {
 // Summarize sorts ds in place and summarizes it.
 func Summarize(ds []time.Duration) Summary {
 	slices.Sort(ds)
-	s := Summary{Count: len(ds), P50: Percentile(ds, 50), P90: Percentile(ds, 90), P99: Percentile(ds, 99)}
+	s := Summary{Count: len(ds), P50: Percentile(ds, 50), P90: Percentile(ds, 90), P95: Percentile(ds, 95), P99: Percentile(ds, 99)}
 	if len(ds) == 0 {
 		return s
 	}

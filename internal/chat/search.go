@@ -124,7 +124,7 @@ func (s *Service) Search(ctx context.Context, a chatvault.Actor, req SearchReque
 		from = w
 	}
 	sq := chatvault.SearchQuery{OrgID: a.OrgID, Tokens: q.Tokens(), ConversationIDs: scope.ids, SenderID: req.SenderID,
-		From: from, To: req.To, HiddenFor: scope.hidden}
+		From: from, To: req.To, HiddenFor: scope.hidden, SeqAfter: scope.seqAfter()}
 
 	want := req.Limit + 1 // one more than a page tells whether there is a next page
 	if req.Sort == SortRelevance {
@@ -230,6 +230,9 @@ func (s *Service) collect(ctx context.Context, q *search.Query, scope *searchSco
 			return hits, true, lastDoc, nil
 		}
 		sq.Before = cands[len(cands)-1].Doc
+		// Few candidates survived: ask for more at a time, so a rare match costs a few index
+		// queries, not one per 64 candidates.
+		batch = min(2*batch, 1000)
 	}
 	return hits, false, lastDoc, nil
 }
@@ -271,6 +274,20 @@ func (s *Service) searchScope(ctx context.Context, a chatvault.Actor, req Search
 		sc.add(&uc.Conversation, &uc.Participant)
 	}
 	return sc, nil
+}
+
+// seqAfter is, per conversation, the seq before which the reader sees nothing.
+func (sc *searchScope) seqAfter() map[string]int64 {
+	var out map[string]int64
+	for id, rs := range sc.ranges {
+		if len(rs) > 0 && rs[0].After > 0 {
+			if out == nil {
+				out = map[string]int64{}
+			}
+			out[id] = rs[0].After
+		}
+	}
+	return out
 }
 
 func (sc *searchScope) add(conv *chatvault.Conversation, part *chatvault.Participant) {

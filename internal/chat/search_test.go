@@ -24,6 +24,9 @@ import (
 	"github.com/chatvault/chatvault/internal/bench"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/migrate"
+	"github.com/chatvault/chatvault/internal/postgres"
+	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 	"golang.org/x/text/cases"
@@ -163,14 +166,29 @@ type searcher struct {
 	texts map[string]string // message id -> canonical text, of what the searcher may see
 }
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 func TestSearchIsExact(t *testing.T) {
 	if testing.Short() {
 		t.Log("short mode: a smaller corpus")
 	}
+	testSearchIsExact(t, corpusSize(), false)
+}
+
+// TestSearchIsExactOnPostgres runs the same scenario on SQLite, copies the result into
+// PostgreSQL with chatvault migrate (which leaves the index to the PostgreSQL store to rebuild
+// when it opens), and asks both stores every query: each must match the oracle, and PostgreSQL
+// must return the same messages in the same order as SQLite. It always uses the short corpus:
+// the copy and the rebuild double the cost of the scenario.
+func TestSearchIsExactOnPostgres(t *testing.T) {
+	testSearchIsExact(t, 20_000, true)
+}
+
+func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	started := time.Now()
-	d := bench.NewDataset(bench.Params{Seed: 7, Messages: corpusSize(), PasswordHash: "unused"})
+	d := bench.NewDataset(bench.Params{Seed: 7, Messages: size, PasswordHash: "unused"})
 	load, err := sqlite.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +217,7 @@ func TestSearchIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	t.Logf("loaded, sealed and indexed %d messages in %v", corpusSize(), time.Since(started).Round(time.Millisecond))
+	t.Logf("loaded, sealed and indexed %d messages in %v", size, time.Since(started).Round(time.Millisecond))
 
 	clock := &fixedClock{now: bench.End.Add(time.Hour)}
 	ret := retention.New(db, clock, nil, db)
@@ -296,6 +314,36 @@ func TestSearchIsExact(t *testing.T) {
 
 	t.Logf("traffic, deletions and retention done at %v", time.Since(started).Round(time.Millisecond))
 
+	var pgSvc *chat.Service
+	if onPostgres {
+		// chatvault migrate reads a stopped store: close, copy, open both.
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		url := pgtest.Server(t).NewDatabase(t)
+		kr := keyring.New(p, 0)
+		target, err := postgres.OpenCopyTarget(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := migrate.Run(ctx, migrate.Options{From: dir, Target: target}); err != nil {
+			t.Fatalf("migrate.Run() = %v", err)
+		}
+		target.Close()
+		if db, err = sqlite.OpenWith(dir, sqlite.Options{Keyring: keyring.New(p, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		ret = retention.New(db, clock, nil, db)
+		svc = chat.NewService(db, clock, chat.Config{Classifier: ret})
+		pdb, err := postgres.Open(ctx, url, postgres.Options{Keyring: kr}) // indexes the copy
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pdb.Close() })
+		pgSvc = chat.NewService(pdb, clock, chat.Config{Classifier: retention.New(pdb, clock, nil, pdb)})
+		t.Logf("copied to PostgreSQL and indexed there at %v", time.Since(started).Round(time.Millisecond))
+	}
+
 	// What each searcher may see, read through the ordinary read path.
 	var searchers []*searcher
 	for i, u := range members {
@@ -333,20 +381,30 @@ func TestSearchIsExact(t *testing.T) {
 	}
 
 	// Several hundred queries drawn from what each searcher sees, plus some that match nothing.
-	queries, hits := 0, 0
+	// A few queries with thousands of hits prove paging over long result sets; more of them would
+	// only repeat that at the cost of minutes, so beyond those a query with more than 2,000 hits
+	// is drawn again.
+	const bigResult, bigQueries = 2000, 12
+	queries, hits, big := 0, 0, 0
 	for i := 0; queries < 360; i++ {
 		s := searchers[i%len(searchers)]
 		q, ok := makeQuery(r, s)
 		if !ok {
 			continue
 		}
-		queries++
 		var want []string
 		for id, c := range s.texts {
 			if q.matches(c) {
 				want = append(want, id)
 			}
 		}
+		if len(want) > bigResult {
+			if big == bigQueries {
+				continue
+			}
+			big++
+		}
+		queries++
 		got := searchAll(t, svc, s, q.text)
 		hits += len(got)
 		slices.Sort(want)
@@ -358,8 +416,16 @@ func TestSearchIsExact(t *testing.T) {
 		if len(slices.Compact(sorted)) != len(got) {
 			t.Errorf("%s, query %q: a message came back twice", s.name, q.text)
 		}
+		if pgSvc != nil {
+			pgGot := searchAll(t, pgSvc, s, q.text)
+			if !slices.Equal(pgGot, got) {
+				missing, extra := diff(sorted, slices.Sorted(slices.Values(pgGot)))
+				t.Errorf("%s, query %q: PostgreSQL gave %d hits, SQLite %d (same set in another order: %v); missing %v; extra %v",
+					s.name, q.text, len(pgGot), len(got), len(missing)+len(extra) == 0, first(missing), first(extra))
+			}
+		}
 	}
-	t.Logf("%d queries, %d hits in all", queries, hits)
+	t.Logf("%d queries (%d with more than %d hits), %d hits in all", queries, big, bigResult, hits)
 }
 
 // makeQuery draws a query from a text the searcher sees.

@@ -70,7 +70,16 @@ func Units(s string) []Unit {
 			flush()
 			continue
 		}
-		folded := folder.String(string(seg))
+		// Most segments are one CJK character or one ASCII byte, which need no folding library.
+		var folded string
+		if r, size := utf8.DecodeRune(seg); size == len(seg) && (IsCJK(r) && unicode.SimpleFold(r) == r || r < utf8.RuneSelf) {
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			folded = string(r)
+		} else {
+			folded = folder.String(string(seg))
+		}
 		for _, r := range folded {
 			switch {
 			case IsCJK(r):

@@ -46,10 +46,13 @@ type DB struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	stmts statements
-	sink  chatvault.EventSink
-	enc   *encryption // nil: bodies in plain text (see keys.go)
-	ikeys indexKeys
+	stmts     statements
+	sink      chatvault.EventSink
+	enc       *encryption // nil: bodies in plain text (see keys.go)
+	ikeys     indexKeys
+	noIndex   bool // see Options.NoSearchIndex
+	stopMerge chan struct{}
+	mergeDone chan struct{}
 }
 
 var _ chatvault.Store = (*DB)(nil)
@@ -95,10 +98,18 @@ func OpenWith(dir string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := db.indexBacklog(context.Background()); err != nil {
+	db.noIndex = opts.NoSearchIndex
+	if db.noIndex {
+		if _, err := db.write.Exec(`UPDATE store_encryption SET search_indexed = 0`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("mark search index stale: %w", err)
+		}
+	} else if err := db.indexBacklog(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}
+	db.stopMerge, db.mergeDone = make(chan struct{}), make(chan struct{})
+	go db.mergeIndex(indexMergeEvery)
 	return db, nil
 }
 
@@ -135,6 +146,12 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	db.closeMu.Unlock()
+	if db.stopMerge != nil {
+		close(db.stopMerge)
+		<-db.mergeDone // it writes through the writer: stop it first
+	}
+	db.closeMu.Lock()
 	close(db.reqs)
 	db.closeMu.Unlock()
 	db.wg.Wait()

@@ -51,6 +51,9 @@ type Options struct {
 	KeysPath string
 	// Now is the clock for key dates; default time.Now.
 	Now func() time.Time
+	// NoSearchIndex stores messages without search index entries, so a benchmark can measure what
+	// the index costs. The next open without it indexes what was stored meanwhile.
+	NoSearchIndex bool
 }
 
 // encryption is the store's sealing state; nil when the store runs without a keyring.

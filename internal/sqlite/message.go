@@ -65,7 +65,7 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 		// The message's event number doubles as its index document number: unique, and in
 		// commit order.
 		var doc sql.NullInt64
-		if indexable(m) {
+		if indexable(m) && !db.noIndex {
 			doc = sql.NullInt64{Int64: ev, Valid: true}
 		}
 		_, err = tx.StmtContext(ctx, db.stmts.insertMessage).ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
