@@ -24,15 +24,9 @@ type pageQuery struct {
 	before int64
 }
 
-// pageQueries draws the reads: conversations in proportion to their size (a random message of the
-// store picks its conversation), a random member of each, and a uniformly random depth.
-func pageQueries(ctx context.Context, ds *dataset, db interface {
-	FindConversation(ctx context.Context, orgID, convID string) (*chatvault.Conversation, error)
-}, seed uint64, n int) ([]pageQuery, error) {
-	r := rand.New(rand.NewPCG(seed, 0x68697374))
-	var cum []int
-	var convs []*Conv
-	sum := 0
+// weightedConvs is the data set's conversations with messages and their running message counts,
+// so that a uniform draw from [1, sum] picks a conversation in proportion to its size.
+func weightedConvs(ds *dataset) (cum []int, convs []*Conv, sum int, err error) {
 	for _, c := range ds.d.Convs {
 		if c.Messages > 0 {
 			sum += c.Messages
@@ -40,7 +34,20 @@ func pageQueries(ctx context.Context, ds *dataset, db interface {
 		}
 	}
 	if sum == 0 {
-		return nil, errors.New("the data set has no messages")
+		return nil, nil, 0, errors.New("the data set has no messages")
+	}
+	return cum, convs, sum, nil
+}
+
+// pageQueries draws the reads: conversations in proportion to their size (a random message of the
+// store picks its conversation), a random member of each, and a uniformly random depth.
+func pageQueries(ctx context.Context, ds *dataset, db interface {
+	FindConversation(ctx context.Context, orgID, convID string) (*chatvault.Conversation, error)
+}, seed uint64, n int) ([]pageQuery, error) {
+	r := rand.New(rand.NewPCG(seed, 0x68697374))
+	cum, convs, sum, err := weightedConvs(ds)
+	if err != nil {
+		return nil, err
 	}
 	type target struct {
 		conv    *Conv

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/migrate"
 	"github.com/chatvault/chatvault/internal/postgres"
@@ -63,6 +65,15 @@ func Postgres(url string) func(context.Context, Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
+		nsearch := 300
+		if cfg.Count > 0 {
+			nsearch = min(cfg.Count, 300)
+		}
+		sqs, err := searchQueries(ctx, ds, l.db, cfg.Seed, nsearch, chat.ScopeMine)
+		if err != nil {
+			return nil, err
+		}
+		cfg.measureSearch(ctx, rep, "sqlite", l.chat, sqs)
 		cfg.measureStore(ctx, rep, "sqlite", l.db, qs, senders)
 		sqliteDurability := rep.Durability
 		if err := l.close(); err != nil {
@@ -115,8 +126,12 @@ func Postgres(url string) func(context.Context, Config) (*Report, error) {
 		if fsync != "on" {
 			rep.Notes = append(rep.Notes, "the PostgreSQL server runs with fsync off: its writes are not durable, so the ingest comparison flatters it")
 		}
+		cfg.measureSearch(ctx, rep, "postgres", chat.NewService(db, chatvault.SystemClock{}, chat.Config{}), sqs)
 		cfg.measureStore(ctx, rep, "postgres", db, qs, senders)
-		for _, path := range []string{"history", "ingest"} {
+		if err := measureMonthDrop(ctx, rep, db.Pool()); err != nil {
+			return nil, err
+		}
+		for _, path := range []string{"history", "ingest", "search"} {
 			s, pg := rep.Results["sqlite_"+path], rep.Results["postgres_"+path]
 			if s != nil && pg != nil && s.Rate > 0 {
 				rep.Figures["postgres_vs_sqlite_"+path] = math.Round(pg.Rate/s.Rate*1000) / 1000
@@ -124,6 +139,69 @@ func Postgres(url string) func(context.Context, Config) (*Report, error) {
 		}
 		return rep, nil
 	}
+}
+
+// measureSearch runs the same member-scoped searches (first page of 20, one searcher) through a
+// chat service over one store.
+func (cfg *Config) measureSearch(ctx context.Context, rep *Report, name string, svc *chat.Service, qs []searchQuery) {
+	i := 0
+	one := *cfg
+	one.Count = len(qs)
+	cfg.Logf("%s: search, %d member-scoped queries", name, len(qs))
+	rep.add(name+"_search", one.inProcess(ctx, name+": chat.Service.Search, scope mine, the same queries on both stores",
+		"queries", "one query", 1, func(ctx context.Context, g int, _ *rand.Rand) error {
+			q := qs[i%len(qs)]
+			i++
+			_, err := svc.Search(ctx, q.actor, chat.SearchRequest{Query: q.query})
+			return err
+		}))
+}
+
+// measureMonthDrop compares the two ways to remove a month of messages (the fullest), each inside a
+// transaction that is rolled back (the data stays for the other paths): deleting its rows, and
+// detaching and dropping its partition. The store destroys row by row today, because a purge
+// leaves tombstones in those rows; this is the figure that says what moving tombstones elsewhere
+// would buy.
+func measureMonthDrop(ctx context.Context, rep *Report, pool *pgxpool.Pool) error {
+	var part string
+	var lo, hi int64
+	err := pool.QueryRow(ctx, `SELECT c.relname, min(m.sent_at), max(m.sent_at) + 1 FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid JOIN messages m ON m.tableoid = c.oid
+		WHERE i.inhparent = 'messages'::regclass GROUP BY c.relname ORDER BY count(*) DESC LIMIT 1`).Scan(&part, &lo, &hi)
+	if err != nil {
+		return fmt.Errorf("find the fullest month: %w", err)
+	}
+	timed := func(stmts ...string) (time.Duration, int64, error) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer tx.Rollback(ctx)
+		t0 := time.Now()
+		var rows int64
+		for _, s := range stmts {
+			tag, err := tx.Exec(ctx, s)
+			if err != nil {
+				return 0, 0, fmt.Errorf("%s: %w", s, err)
+			}
+			rows += tag.RowsAffected()
+		}
+		return time.Since(t0), rows, nil
+	}
+	del, rows, err := timed(fmt.Sprintf(`DELETE FROM messages WHERE sent_at >= %d AND sent_at < %d`, lo, hi))
+	if err != nil {
+		return err
+	}
+	drop, _, err := timed(`ALTER TABLE messages DETACH PARTITION `+part, `DROP TABLE `+part)
+	if err != nil {
+		return err
+	}
+	rep.Figures["month_rows"] = float64(rows)
+	rep.Figures["month_delete_rows_seconds"] = math.Round(del.Seconds()*1000) / 1000
+	rep.Figures["month_drop_partition_seconds"] = math.Round(drop.Seconds()*1000) / 1000
+	rep.Notes = append(rep.Notes, fmt.Sprintf("a month (%s, %d messages): DELETE row by row %v, DETACH + DROP PARTITION %v (both rolled back)",
+		part, rows, del.Round(time.Millisecond), drop.Round(time.Millisecond)))
+	return nil
 }
 
 // measureStore runs the history pages, then the sends, through one store.

@@ -2,12 +2,12 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/chatvault/chatvault"
@@ -64,17 +64,9 @@ func drawTerm(r *rand.Rand, text string, kind int) (string, bool) {
 // term from one of its messages; org-wide ones by a compliance officer.
 func searchQueries(ctx context.Context, ds *dataset, db *sqlite.DB, seed uint64, n int, scope string) ([]searchQuery, error) {
 	r := rand.New(rand.NewPCG(seed, 0x73656172))
-	var cum []int
-	var convs []*Conv
-	sum := 0
-	for _, c := range ds.d.Convs {
-		if c.Messages > 0 {
-			sum += c.Messages
-			cum, convs = append(cum, sum), append(convs, c)
-		}
-	}
-	if sum == 0 {
-		return nil, errors.New("the data set has no messages")
+	cum, convs, sum, err := weightedConvs(ds)
+	if err != nil {
+		return nil, err
 	}
 	shareSum := 0
 	for _, s := range queryShapes {
@@ -82,7 +74,8 @@ func searchQueries(ctx context.Context, ds *dataset, db *sqlite.DB, seed uint64,
 	}
 	var out []searchQuery
 	for tries := 0; len(out) < n && tries < 100*n; tries++ {
-		c := convs[searchPick(cum, r.IntN(sum)+1)]
+		j, _ := slices.BinarySearch(cum, r.IntN(sum)+1)
+		c := convs[j]
 		ms, err := db.FindMessages(ctx, c.OrgID, c.ID, chatvault.MessageQuery{Before: 1 + r.Int64N(int64(c.Messages)) + 1, Desc: true, Limit: 1})
 		if err != nil {
 			return nil, err
@@ -126,19 +119,6 @@ func searchQueries(ctx context.Context, ds *dataset, db *sqlite.DB, seed uint64,
 		return nil, fmt.Errorf("drew only %d of %d search queries", len(out), n)
 	}
 	return out, nil
-}
-
-func searchPick(cum []int, x int) int {
-	lo, hi := 0, len(cum)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if cum[mid] < x {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
 }
 
 // Search measures full-text search: user-scoped and org-wide queries (first page of 20, newest

@@ -384,7 +384,7 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	// A few queries with thousands of hits prove paging over long result sets; more of them would
 	// only repeat that at the cost of minutes, so beyond those a query with more than 2,000 hits
 	// is drawn again.
-	const bigResult, bigQueries = 2000, 12
+	const bigResult, bigQueries = 2000, 4
 	queries, hits, big := 0, 0, 0
 	for i := 0; queries < 360; i++ {
 		s := searchers[i%len(searchers)]

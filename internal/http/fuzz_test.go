@@ -133,3 +133,40 @@ func FuzzParsePage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSearch: any query string is a search request or an EINVALID error that names a
+// parameter; and a request that parses has a query and a limit the service accepts.
+func FuzzParseSearch(f *testing.F) {
+	for _, seed := range []string{
+		"q=%E4%B8%8A%E6%B5%B7",
+		"q=x&scope=org&sort=relevance&limit=100",
+		"q=x&from=2026-01-01&to=2026-02-01T00:00:00Z",
+		"q=x&has_reply=true&edited=0",
+		"q=x&limit=0",
+		"q=x&q=y",
+		"q=&cursor=dDE",
+		"colour=red",
+		"q=x&from=2026-13-45",
+		"q=%FF",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		values, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return // the server answers a malformed query string before it gets here
+		}
+		req, err := ParseSearch(values)
+		if err != nil {
+			var e *chatvault.Error
+			_, nameless := values[""]
+			if !errors.As(err, &e) || e.Code != chatvault.EINVALID || (e.Field == "") != nameless {
+				t.Fatalf("ParseSearch(%q) error = %#v; want EINVALID naming the parameter (none when it has no name)", rawQuery, err)
+			}
+			return
+		}
+		if req.Query == "" || req.Limit < 0 || req.Limit > chat.MaxSearchLimit {
+			t.Fatalf("ParseSearch(%q) = %+v: empty query or limit out of range", rawQuery, req)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,7 +32,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, a chatvault.Acto
 // ParseSearch reads a search request from query parameters.
 func ParseSearch(q url.Values) (chat.SearchRequest, error) {
 	var req chat.SearchRequest
-	for k, vs := range q {
+	// In name order, so the same bad request always gets the same answer.
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		vs := q[k]
+		if k == "" {
+			return req, chatvault.Invalidf("", "the query string has a parameter without a name")
+		}
 		if !slices.Contains(searchParams, k) {
 			return req, chatvault.Invalidf(k, "unknown parameter %q; search takes %v", k, searchParams)
 		}

@@ -324,7 +324,12 @@ func (db *DB) countPurge(ctx context.Context, s chatvault.Selection, where, youn
 		return `FROM messages WHERE org_id = ` + a.add(s.OrgID) + ` AND conversation_id = ` + a.add(s.ConversationID) + ` AND `
 	}
 	var a args
-	q := `SELECT count(*), min(seq), max(seq), min(sent_at), max(sent_at) ` + base(&a) + where(&a) + extra + heldClause(&a, s.Held)
+	q := `SELECT count(*), min(seq), max(seq), min(sent_at), max(sent_at) ` + base(&a) + where(&a) + extra
+	if s.HeldAll {
+		q += ` AND FALSE` // a hold covers the whole conversation: all of it counts as held
+	} else {
+		q += heldClause(&a, s.Held)
+	}
 	var first, last, firstAt, lastAt *int64
 	if err := db.pool.QueryRow(ctx, q, a...).Scan(&out.Count, &first, &last, &firstAt, &lastAt); err != nil {
 		return nil, fmt.Errorf("count messages: %w", err)

@@ -335,6 +335,9 @@ func (db *DB) countPurge(ctx context.Context, s chatvault.Selection, where strin
 		where += ` AND state != 'recalled'`
 	}
 	held, heldArgs := heldClause(s.Held)
+	if s.HeldAll { // a hold covers the whole conversation: all of it counts as held
+		held, heldArgs = ` AND 0`, nil
+	}
 	base := append([]any{s.OrgID, s.ConversationID}, args...)
 	var first, last, firstAt, lastAt sql.NullInt64
 	err := db.read.QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq), min(sent_at), max(sent_at) FROM messages

@@ -1,0 +1,171 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/postgres"
+	"github.com/chatvault/chatvault/internal/postgres/pgtest"
+	"github.com/chatvault/chatvault/internal/retention"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Two processes (two stores on one database) running retention at the same moment: every message
+// ends in exactly one state, and no certificate line repeats a seq another line already covers.
+func TestRetentionConcurrentRuns(t *testing.T) {
+	t.Parallel()
+	clk := &retClock{}
+	clk.set(t0)
+	keyFile := filepath.Join(t.TempDir(), "keys", "kek.json")
+	openKeyring := func() *keyring.Keyring {
+		p, err := keyring.OpenFile(keyFile)
+		if err != nil {
+			t.Fatalf("OpenFile() = %v", err)
+		}
+		return keyring.New(p, 0)
+	}
+	url := pgtest.Server(t).NewDatabase(t)
+	var dbs []*postgres.DB
+	for range 2 {
+		db, err := postgres.Open(context.Background(), url, postgres.Options{Keyring: openKeyring(), Now: clk.Now})
+		if err != nil {
+			t.Fatalf("Open() = %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	f := &retFixture{t: t, ctx: context.Background(), clk: clk, db: dbs[0], conn: raw(t, url)}
+	// Important messages are kept forever: three end states (destroyed, kept old, kept new).
+	f.setup(chatvault.Policy{DefaultDays: 30, GraceDays: 1, Mode: chatvault.ModeOrg})
+	const convs, perConv, oldPerConv = 2, 1200, 1080 // more than one step (1,000 rows) per conversation
+	type msg struct {
+		conv      string
+		seq       int64
+		old, keep bool
+	}
+	var all []msg
+	var convIDs []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range convs {
+		conv := f.group()
+		convIDs = append(convIDs, conv)
+		wg.Go(func() {
+			for i := range perConv {
+				old := i < oldPerConv
+				at := t0.Add(time.Duration(i) * time.Minute)
+				if !old {
+					at = t0.Add(50 * day)
+				}
+				text := fmt.Sprintf("message %d", i)
+				if i%97 == 0 {
+					text += " keep"
+				}
+				m := &chatvault.Message{OrgID: f.org, ID: uuid.NewString(), ConversationID: conv, SenderID: f.alice.UserID,
+					ClientMsgID: uuid.NewString(), Kind: chatvault.KindText, Text: text, SentAt: at}
+				if i%97 == 0 {
+					m.Importance, m.Important = chatvault.ImportantByRule, true
+				}
+				if _, err := dbs[i%2].AppendMessage(f.ctx, m); err != nil {
+					t.Errorf("AppendMessage() = %v", err)
+					return
+				}
+				mu.Lock()
+				all = append(all, msg{conv: conv, seq: m.Seq, old: old, keep: i%97 == 0})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	rets := []*retention.Service{retention.New(dbs[0], clk, quietLogger(), dbs[0]), retention.New(dbs[1], clk, quietLogger(), dbs[1])}
+	// Round 1 expires, round 2 (past the grace day) destroys; each round both processes at once.
+	for _, at := range []time.Time{t0.Add(60 * day), t0.Add(62 * day)} {
+		clk.set(at)
+		var runs sync.WaitGroup
+		for _, r := range rets {
+			runs.Go(func() {
+				if _, err := r.Run(f.ctx, f.org, "system", false); err != nil {
+					t.Errorf("Run(%s) = %v", at.Format(time.DateOnly), err)
+				}
+			})
+		}
+		runs.Wait()
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	destroyed := map[string]int{}
+	for _, c := range convIDs {
+		rows := f.rows(c)
+		for _, m := range all {
+			if m.conv != c {
+				continue
+			}
+			s := rows[m.seq]
+			gone := m.old && !m.keep
+			switch {
+			case gone && (s.state != "purged" || s.body || s.doc || s.docs != 0):
+				t.Errorf("%s seq %d: state %s body %v doc %v; want destroyed", c[:8], m.seq, s.state, s.body, s.doc)
+			case !gone && (s.state != "live" || !s.body || s.expired || s.docs != 1):
+				t.Errorf("%s seq %d: state %s body %v expired %v docs %d; want live", c[:8], m.seq, s.state, s.body, s.expired, s.docs)
+			}
+			if gone {
+				destroyed[c]++
+			}
+		}
+	}
+	// Certificate lines: per conversation and action, no two lines overlap, and the counts add up
+	// to what was done (each message expired once and destroyed once).
+	rs, err := f.conn.Query(f.ctx, `SELECT conversation_id, action, count, first_seq, last_seq FROM purge_run_items
+		WHERE org_id = $1 AND action IN ('expired', 'destroyed') ORDER BY conversation_id, action, first_seq`, f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := pgx.CollectRows(rs, pgx.RowToStructByPos[chatvault.PurgeRunItem])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[[2]string]int{}
+	for i, it := range items {
+		sums[[2]string{it.ConversationID, it.Action}] += it.Count
+		if i > 0 && items[i-1].ConversationID == it.ConversationID && items[i-1].Action == it.Action && items[i-1].LastSeq >= it.FirstSeq {
+			t.Errorf("certificate lines overlap: %+v and %+v", items[i-1], it)
+		}
+	}
+	for c, n := range destroyed {
+		if e, d := sums[[2]string{c, "expired"}], sums[[2]string{c, "destroyed"}]; e != n || d != n {
+			t.Errorf("%s: certificates say expired %d, destroyed %d; %d were destroyed", c[:8], e, d, n)
+		}
+	}
+	// Each stored certificate is what its steps recorded, and every run finished.
+	stored, err := f.db.FindPurgeRuns(f.ctx, f.org, 100)
+	if err != nil || len(stored) == 0 {
+		t.Fatalf("FindPurgeRuns() = %d runs, %v", len(stored), err)
+	}
+	for _, r := range stored {
+		items, err := f.db.FindPurgeRunItems(f.ctx, f.org, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = slices.DeleteFunc(items, func(it chatvault.PurgeRunItem) bool { return it.Action == "data_keys_destroyed" })
+		if r.FinishedAt == nil || !slices.Equal(r.Items, items) {
+			t.Errorf("run %s: finished %v, certificate %+v; want finished, with its recorded steps %+v", r.ID, r.FinishedAt, r.Items, items)
+		}
+	}
+	var unfinished int
+	if err := f.conn.QueryRow(f.ctx, `SELECT count(*) FROM purge_runs WHERE org_id = $1 AND finished_at IS NULL`, f.org).Scan(&unfinished); err != nil || unfinished != 0 {
+		t.Errorf("%d purge runs left unfinished (%v); want 0", unfinished, err)
+	}
+}
