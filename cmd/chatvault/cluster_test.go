@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,102 +20,6 @@ import (
 )
 
 // These tests run several real `chatvault serve` processes on one PostgreSQL database.
-
-// clusterProc is a serve process started without waiting for it to listen, so that several can
-// start at the same moment.
-type clusterProc struct {
-	*serverProc
-	addrc chan string
-}
-
-// spawnServer starts `chatvault serve` with args (besides --listen and --log-format) and env
-// (besides the test's environment without CHATVAULT_*). Call waitListening before using it.
-func spawnServer(t *testing.T, bin string, args, env []string) *clusterProc {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
-	cmd.Env = append(withoutChatvaultEnv(os.Environ()), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatalf("stderr pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	p := &clusterProc{serverProc: &serverProc{t: t, cmd: cmd, exited: make(chan struct{}), client: &http.Client{
-		Timeout:   70 * time.Second, // above the longest long-poll
-		Transport: &http.Transport{MaxIdleConnsPerHost: 16},
-	}}, addrc: make(chan string, 1)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.logs = append(p.logs, line)
-			p.mu.Unlock()
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				select {
-				case p.addrc <- rec.Addr:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		p.exitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		p.client.CloseIdleConnections()
-		if t.Failed() {
-			t.Logf("server %d log (last lines):\n%s", p.cmd.Process.Pid, p.tail(40))
-		}
-	})
-	return p
-}
-
-// waitListening waits for the "listening" line and for /readyz.
-func (p *clusterProc) waitListening(t *testing.T) {
-	t.Helper()
-	select {
-	case addr := <-p.addrc:
-		p.URL = "http://" + addr
-	case <-p.exited:
-		t.Fatalf("chatvault serve exited before listening: %v\n%s", p.exitErr, p.tail(40))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("chatvault serve logged no \"listening\" line within 30s\n%s", p.tail(40))
-	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		resp, err := p.client.Get(p.URL + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /readyz status = %d; want 200", resp.StatusCode)
-		}
-		return nil
-	})
-}
-
-// logged counts the process's log lines whose msg is msg.
-func (p *clusterProc) logged(msg string) int {
-	n := 0
-	for _, line := range p.logLines() {
-		var rec struct {
-			Msg string `json:"msg"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
-			n++
-		}
-	}
-	return n
-}
 
 const (
 	logLeads    = "retention schedule: this instance runs it"
@@ -153,7 +54,7 @@ func TestClusterTwoServersOneDatabase(t *testing.T) {
 	if n := a.logged(logCreated) + b.logged(logCreated); len(pwFiles) != 1 || n != 1 {
 		t.Fatalf("after two simultaneous first starts, %d password files and %d \"created the first org\" lines; want exactly 1 of each", len(pwFiles), n)
 	}
-	admin, convID := setup(t, a.serverProc, pwFiles[0])
+	admin, convID := setup(t, a, pwFiles[0])
 
 	// A second user, signed in on B only.
 	var bob struct {
@@ -218,7 +119,7 @@ func TestClusterTwoServersOneDatabase(t *testing.T) {
 	}
 
 	// Exactly one instance runs the retention schedule; kill -9 it and the other takes over.
-	var leader, standby *clusterProc
+	var leader, standby *serverProc
 	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		la, lb := a.logged(logLeads), b.logged(logLeads)
 		switch {

@@ -72,6 +72,7 @@ type serverProc struct {
 
 	exited  chan struct{} // closed once the process has exited and exitErr is set
 	exitErr error
+	addrc   chan string // the address of the "listening" log line
 
 	mu   sync.Mutex
 	logs []string
@@ -81,8 +82,19 @@ type serverProc struct {
 // the store takes writes. The process is killed when the test ends, if it is still running.
 func startServer(t *testing.T, bin, dataDir string) *serverProc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", "127.0.0.1:0", "--log-format", "json")
-	cmd.Env = withoutChatvaultEnv(os.Environ())
+	p := spawnServer(t, bin, []string{"--data", dataDir}, nil)
+	p.waitListening(t)
+	return p
+}
+
+// spawnServer starts `chatvault serve` with args (besides --listen and --log-format) and env
+// (besides the test's environment without CHATVAULT_*), without waiting for it to listen, so that
+// several can start at the same moment; call waitListening before using it. The process is
+// killed when the test ends, if it is still running.
+func spawnServer(t *testing.T, bin string, args, env []string) *serverProc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd.Env = append(withoutChatvaultEnv(os.Environ()), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatalf("stderr pipe: %v", err)
@@ -90,11 +102,10 @@ func startServer(t *testing.T, bin, dataDir string) *serverProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	p := &serverProc{t: t, cmd: cmd, exited: make(chan struct{}), client: &http.Client{
-		Timeout:   15 * time.Second,
+	p := &serverProc{t: t, cmd: cmd, exited: make(chan struct{}), addrc: make(chan string, 1), client: &http.Client{
+		Timeout:   70 * time.Second, // above the longest long-poll
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
 	}}
-	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -109,7 +120,7 @@ func startServer(t *testing.T, bin, dataDir string) *serverProc {
 			}
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
 				select {
-				case addrc <- rec.Addr:
+				case p.addrc <- rec.Addr:
 				default:
 				}
 			}
@@ -126,14 +137,19 @@ func startServer(t *testing.T, bin, dataDir string) *serverProc {
 			t.Logf("server %d log (last lines):\n%s", p.cmd.Process.Pid, p.tail(40))
 		}
 	})
+	return p
+}
 
+// waitListening waits for the "listening" line and for /readyz.
+func (p *serverProc) waitListening(t *testing.T) {
+	t.Helper()
 	select {
-	case addr := <-addrc:
+	case addr := <-p.addrc:
 		p.URL = "http://" + addr
 	case <-p.exited:
 		t.Fatalf("chatvault serve exited before listening: %v\n%s", p.exitErr, p.tail(40))
-	case <-time.After(20 * time.Second):
-		t.Fatalf("chatvault serve logged no \"listening\" line within 20s\n%s", p.tail(40))
+	case <-time.After(30 * time.Second):
+		t.Fatalf("chatvault serve logged no \"listening\" line within 30s\n%s", p.tail(40))
 	}
 	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		resp, err := p.client.Get(p.URL + "/readyz")
@@ -146,7 +162,20 @@ func startServer(t *testing.T, bin, dataDir string) *serverProc {
 		}
 		return nil
 	})
-	return p
+}
+
+// logged counts the process's log lines whose msg is msg.
+func (p *serverProc) logged(msg string) int {
+	n := 0
+	for _, line := range p.logLines() {
+		var rec struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+			n++
+		}
+	}
+	return n
 }
 
 func withoutChatvaultEnv(env []string) []string {

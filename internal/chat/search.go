@@ -128,8 +128,7 @@ func (s *Service) Search(ctx context.Context, a chatvault.Actor, req SearchReque
 
 	want := req.Limit + 1 // one more than a page tells whether there is a next page
 	if req.Sort == SortRelevance {
-		want = RelevanceWindow
-		sq.Before = 0
+		want = RelevanceWindow // ranked from the newest each time; the cursor is a place in the ranking
 	} else {
 		sq.Before = cur.doc
 	}

@@ -32,9 +32,9 @@ type IndexKey struct {
 // NewIndexKey makes a fresh index key for org and wraps it with the provider's primary KEK. The
 // caller stores kekID and wrapped under IndexKeyID(org).
 func (k *Keyring) NewIndexKey(ctx context.Context, org string) (ik *IndexKey, kekID string, wrapped []byte, err error) {
-	raw := make([]byte, KeySize)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, "", nil, fmt.Errorf("generate index key: %w", err)
+	raw, err := RandomKey()
+	if err != nil {
+		return nil, "", nil, err
 	}
 	id := IndexKeyID(org)
 	kekID, wrapped, err = k.provider.Wrap(ctx, raw, id.wrapAAD())

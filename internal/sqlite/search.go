@@ -347,17 +347,14 @@ func (db *DB) dropPlainIndex(ctx context.Context) error {
 // bulk load that wrote rows directly), oldest first so document numbers follow sending order, one
 // bounded transaction at a time.
 func (db *DB) indexBacklog(ctx context.Context) error {
-	var done int
-	if err := db.write.QueryRowContext(ctx, `SELECT search_indexed FROM store_encryption`).Scan(&done); err != nil {
-		return fmt.Errorf("read search index state: %w", err)
-	}
 	if db.enc != nil {
 		if err := db.dropPlainIndex(ctx); err != nil {
 			return err
 		}
-		if err := db.write.QueryRowContext(ctx, `SELECT search_indexed FROM store_encryption`).Scan(&done); err != nil {
-			return fmt.Errorf("read search index state: %w", err)
-		}
+	}
+	var done int
+	if err := db.write.QueryRowContext(ctx, `SELECT search_indexed FROM store_encryption`).Scan(&done); err != nil {
+		return fmt.Errorf("read search index state: %w", err)
 	}
 	if done == 1 {
 		return nil
@@ -396,7 +393,8 @@ func (db *DB) indexBacklog(ctx context.Context) error {
 	}
 	defer number.Close()
 	const chunk = 2000
-	for len(keys) > 0 || done == 0 {
+	indexed := len(keys)
+	for {
 		batch := keys[:min(chunk, len(keys))]
 		keys = keys[len(batch):]
 		last := len(keys) == 0
@@ -423,25 +421,29 @@ func (db *DB) indexBacklog(ctx context.Context) error {
 					return err
 				}
 			}
-			if last {
-				_, err := tx.ExecContext(ctx, `UPDATE store_encryption SET search_indexed = 1`)
-				return err
+			if !last {
+				return nil
 			}
-			return nil
+			_, err := tx.ExecContext(ctx, `UPDATE store_encryption SET search_indexed = 1`)
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("index stored messages: %w", err)
 		}
-		done = 1
 		if last {
-			// Many batches made many segments: merge them into one before the store serves.
-			if _, err := db.write.ExecContext(ctx, `INSERT INTO search_index (search_index) VALUES ('optimize')`); err != nil {
-				return fmt.Errorf("optimize search index: %w", err)
-			}
-			return nil
+			break
 		}
 	}
-	return nil
+	if indexed == 0 {
+		return nil
+	}
+	// Many batches made many segments: merge them into one before the store serves.
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO search_index (search_index) VALUES ('optimize')`); err != nil {
+			return fmt.Errorf("optimize search index: %w", err)
+		}
+		return nil
+	})
 }
 
 // indexMergeEvery is how often the store merges the index's segments in the background.
