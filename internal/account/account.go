@@ -61,7 +61,7 @@ func (s *Service) CreateOrg(ctx context.Context, slug, name, adminUsername strin
 	if name == "" {
 		name = slug
 	}
-	if err := validText("name", name, 128); err != nil {
+	if err := chatvault.CheckName("name", name, 128); err != nil {
 		return nil, nil, "", err
 	}
 	username, err := NormalizeUsername(adminUsername)
@@ -156,21 +156,6 @@ func validPassword(field, p string) error {
 		return chatvault.Invalidf(field, "a password needs at least 8 characters")
 	case len(p) > 1024:
 		return chatvault.Invalidf(field, "a password may have at most 1024 bytes")
-	}
-	return nil
-}
-
-func validText(field, s string, maxRunes int) error {
-	if !utf8.ValidString(s) {
-		return chatvault.Invalidf(field, "%s is not valid UTF-8", field)
-	}
-	if utf8.RuneCountInString(s) > maxRunes {
-		return chatvault.Invalidf(field, "%s may have at most %d characters", field, maxRunes)
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return chatvault.Invalidf(field, "%s may not contain control characters", field)
-		}
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ var errBadCredentials = chatvault.Errorf(chatvault.EUNAUTHORIZED, "wrong usernam
 
 // Login checks a password and registers a new device with its own token.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, error) {
-	if err := validText("device_name", req.DeviceName, 128); err != nil {
+	if err := chatvault.CheckName("device_name", strings.TrimSpace(req.DeviceName), 128); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(req.DeviceName) == "" {

@@ -32,7 +32,7 @@ func (s *Service) CreateUser(ctx context.Context, a chatvault.Actor, req NewUser
 	if display == "" {
 		display = username
 	}
-	if err := validText("display_name", display, 128); err != nil {
+	if err := chatvault.CheckName("display_name", display, 128); err != nil {
 		return nil, err
 	}
 	roles, err := normalizeRoles(req.Roles)

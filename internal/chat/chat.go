@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/chatvault/chatvault"
 	"github.com/google/uuid"
@@ -156,17 +155,10 @@ func validID(id string) bool {
 	return err == nil && len(id) == 36
 }
 
+// validTitle checks a group's title as a name (chatvault.CheckName): no line breaks, controls or
+// bidirectional overrides that could make one group pass for another.
 func validTitle(s string) error {
-	if !utf8.ValidString(s) {
-		return chatvault.Invalidf("title", "title is not valid UTF-8")
-	}
-	if utf8.RuneCountInString(s) > 256 {
-		return chatvault.Invalidf("title", "title may have at most 256 characters")
-	}
-	if strings.ContainsAny(s, "\x00\n\r") {
-		return chatvault.Invalidf("title", "title may not contain line breaks or NUL")
-	}
-	return nil
+	return chatvault.CheckName("title", strings.TrimSpace(s), 256)
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

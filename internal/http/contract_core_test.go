@@ -398,6 +398,15 @@ func contractTransport(t *testing.T, c *contract) {
 	})
 	wantError(t, ts.must(http.StatusBadRequest, "POST", base, alice.Token, []byte(`{"client_msg_id": "x", "text": "a"} {}`)), chatvault.EINVALID, "")
 
+	// 400: input that encoding/json or net/url would alter rather than refuse, on operations that
+	// take no body or parameters too.
+	wantError(t, ts.must(http.StatusBadRequest, "GET", "/api/v1/sync?since=%%%garbage", alice.Token, nil), chatvault.EINVALID, "since")
+	wantError(t, ts.must(http.StatusBadRequest, "GET", "/api/v1/me?x=%zz", alice.Token, nil), chatvault.EINVALID, "x")
+	wantError(t, ts.must(http.StatusBadRequest, "POST", base, alice.Token, []byte(`{"client_msg_id": "s", "text": "\ud800"}`)), chatvault.EINVALID, "text")
+	wantError(t, ts.must(http.StatusBadRequest, "POST", base, alice.Token, []byte("{\"client_msg_id\": \"s\", \"text\": \"\xff\"}")), chatvault.EINVALID, "text")
+	wantError(t, ts.must(http.StatusBadRequest, "POST", "/api/v1/conversations", alice.Token, map[string]any{
+		"type": "group", "title": "Payroll \u202efdp.exe"}), chatvault.EINVALID, "title")
+
 	// 405: a path that exists, with a method it does not take. The spec cannot describe this one
 	// operation by operation; the checker still holds the body to the Error schema.
 	k.expect = specNoMethod

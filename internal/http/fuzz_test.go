@@ -3,10 +3,15 @@ package http
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
@@ -40,10 +45,21 @@ func FuzzDecodeBody(f *testing.F) {
 		`{"version":1e400}`,
 		"\xef\xbb\xbf{}",
 		`  `,
+		"{\"text\":\"caf\xe9\"}",
+		"{\"text\":\"\xed\xa0\x80\"}",
+		`{"text":"\ud83d"}`,
+		`{"text":"\uDE80x"}`,
+		`{"text":"\ud83d\ud83d\ude80"}`,
+		`{"text":"\ud83d\ude80 \uFFFD \\ud800"}`,
+		`{"members":["a","\ud800"],"title":"t"}`,
+		`{"a":{"b":[1,{"c":"\udfff"}]}}`,
+		"{\"te\xffxt\":\"x\"}",
+		`{"text":"\ud83d\u`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		checkStrictText(t, body)
 		for _, newBody := range requestBodies {
 			v := newBody()
 			err := DecodeBody(body, v)
@@ -73,6 +89,82 @@ func FuzzDecodeBody(f *testing.F) {
 			if !reflect.DeepEqual(v, w) {
 				t.Fatalf("DecodeBody(%q) = %#v; want %#v (re-encoded from %q)", again, w, v, body)
 			}
+		}
+	})
+}
+
+// surrogateEscape finds a \u escape of half a surrogate pair, or text that only looks like one.
+var surrogateEscape = regexp.MustCompile(`(?i)\\ud[89a-f]`)
+
+// checkStrictText holds DecodeBody to its promise about text, against a simpler oracle: a body it
+// accepts is UTF-8 and decodes to no U+FFFD the body did not spell out; and a body of valid JSON
+// and UTF-8 with no \uD800-\uDFFF escape anywhere is never refused for its text.
+func checkStrictText(t *testing.T, body []byte) {
+	t.Helper()
+	var v any
+	err := DecodeBody(body, &v)
+	if err == nil {
+		if !utf8.Valid(body) {
+			t.Fatalf("DecodeBody(%q) accepted bytes that are not UTF-8", body)
+		}
+		lower := strings.ToLower(string(body))
+		if strings.Contains(fmt.Sprint(v), "\ufffd") && !strings.Contains(lower, `\ufffd`) && !strings.Contains(lower, "\ufffd") {
+			t.Fatalf("DecodeBody(%q) = %q: a U+FFFD the body does not hold", body, fmt.Sprint(v))
+		}
+	}
+	if json.Valid(body) && utf8.Valid(body) && !surrogateEscape.Match(body) {
+		if err := checkText(body); err != nil {
+			t.Fatalf("checkText(%q) = %v; want nil for valid JSON in UTF-8 without surrogate escapes", body, err)
+		}
+	}
+}
+
+// FuzzCheckQuery: checkQuery refuses exactly the query strings url.ParseQuery cannot parse whole or
+// that hold text that is not UTF-8, and names a parameter the query really has.
+func FuzzCheckQuery(f *testing.F) {
+	for _, seed := range []string{
+		"",
+		"since=%%%garbage",
+		"since=c1.2&timeout=5",
+		"q=%E4%B8%8A%E6%B5%B7",
+		"q=%FF",
+		"q=%E4%B8",
+		"%zz=1",
+		"%FF=1",
+		"limit=1;after_seq=2",
+		"a=%3B&&b",
+		"=x",
+		"x=%",
+		"q=caf\xe9",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		err := checkQuery(raw)
+		values, parseErr := url.ParseQuery(raw)
+		text := true
+		for k, vs := range values {
+			text = text && utf8.ValidString(k)
+			for _, v := range vs {
+				text = text && utf8.ValidString(v)
+			}
+		}
+		if want := parseErr == nil && text; (err == nil) != want {
+			t.Fatalf("checkQuery(%q) = %v; want refused = %v (url.ParseQuery error %v, all UTF-8 %v)", raw, err, !want, parseErr, text)
+		}
+		if err == nil {
+			return
+		}
+		var e *chatvault.Error
+		if !errors.As(err, &e) || e.Code != chatvault.EINVALID || e.Message == "" {
+			t.Fatalf("checkQuery(%q) = %#v; want EINVALID with a message", raw, err)
+		}
+		if e.Field != "" && !slices.ContainsFunc(strings.Split(raw, "&"), func(pair string) bool {
+			k, _, _ := strings.Cut(pair, "=")
+			k, err := url.QueryUnescape(k)
+			return err == nil && k == e.Field
+		}) {
+			t.Fatalf("checkQuery(%q) names %q, which is not a parameter of it", raw, e.Field)
 		}
 	})
 }

@@ -162,7 +162,8 @@ func (s *Server) authenticate(r *http.Request, allowQuery bool) (chatvault.Actor
 	return s.accounts.Authenticate(r.Context(), strings.TrimSpace(token))
 }
 
-// ServeHTTP adds a request id, recovers panics, and answers unknown routes and methods in JSON.
+// ServeHTTP adds a request id, recovers panics, refuses a query string that does not parse, and
+// answers unknown routes and methods in JSON.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-Request-Id")
 	if id == "" || len(id) > 64 {
@@ -184,6 +185,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fmt.Errorf("panic: %v", p))
 		}
 	}()
+	// Here, before any handler, because handlers read r.URL.Query(), which hides parse errors.
+	if err := checkQuery(r.URL.RawQuery); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.noRoute(w, r)
 		return

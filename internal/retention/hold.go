@@ -29,6 +29,9 @@ func (s *Service) CreateHold(ctx context.Context, a chatvault.Actor, req HoldReq
 	if name == "" || utf8.RuneCountInString(name) > 200 {
 		return nil, chatvault.Invalidf("name", "name is required (at most 200 characters)")
 	}
+	if err := chatvault.CheckName("name", name, 200); err != nil {
+		return nil, err
+	}
 	if reason == "" {
 		return nil, chatvault.Invalidf("reason", "reason is required: say why the records are held")
 	}
