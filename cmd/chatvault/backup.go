@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
@@ -78,11 +79,24 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	logger := newLogger(cfg.Log, stderr)
 	var store *sqlite.DB
-	if cmd == "create" {
-		if store, err = openStore(cfg); err != nil {
+	// list and prune work on the targets only; verify restores into its own directory under
+	// DATA/backup/work; create snapshots the store and advances the journal.
+	if cmd == "create" || cmd == "verify" {
+		mode := datadir.Exclusive
+		if cmd == "verify" {
+			mode = datadir.Shared
+		}
+		lock, err := lockDataDir(cfg, "backup "+cmd, mode)
+		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer lock.Release()
+		if cmd == "create" {
+			if store, err = openStore(cfg, lock); err != nil {
+				return err
+			}
+			defer store.Close()
+		}
 	}
 	job, err := newBackupJob(cfg, store, logger)
 	if err != nil {

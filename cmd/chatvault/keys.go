@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
@@ -63,11 +64,20 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errPostgresStore("chatvault keys "+args[0], "key rotation for the PostgreSQL store is not built yet "+
 			"(chatvault keys generate works: it opens nothing)")
 	}
+	mode := datadir.Exclusive
+	if args[0] == "status" {
+		mode = datadir.Shared
+	}
+	lock, err := lockDataDir(cfg, "keys "+args[0], mode)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	kr, err := openKeyring(cfg)
 	if err != nil {
 		return err
 	}
-	keys, err := openKeysDatabase(cfg)
+	keys, err := openKeysDatabase(cfg, lock)
 	if err != nil {
 		return err
 	}
@@ -88,7 +98,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // openKeysDatabase opens the data directory's keys database; nil when there is none yet.
-func openKeysDatabase(cfg Config) (*sqlite.KeyStore, error) {
+func openKeysDatabase(cfg Config, lock *datadir.Lock) (*sqlite.KeyStore, error) {
+	if err := mustHold(lock, cfg.Data); err != nil {
+		return nil, err
+	}
 	path := sqlite.KeysPath(cfg.Data)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
