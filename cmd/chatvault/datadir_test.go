@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -57,6 +58,18 @@ func stopServer(t *testing.T, p *serverProc) {
 	}
 }
 
+// waitExit waits for a server that should refuse to start, and fails the test if it starts instead.
+func waitExit(t *testing.T, p *serverProc) {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case addr := <-p.addrc:
+		t.Fatalf("chatvault serve started on %s; want it to refuse\n%s", addr, p.tail(10))
+	case <-time.After(30 * time.Second):
+		t.Fatalf("chatvault serve neither started nor exited within 30s\n%s", p.tail(10))
+	}
+}
+
 // Issue 25, finding 2: a forced restore into a running server's directory replaced the files
 // under it, and a message the server had acknowledged with 201 was gone after a restart.
 func TestRestoreForceRefusedWhileServing(t *testing.T) {
@@ -85,7 +98,7 @@ func TestRestoreForceRefusedWhileServing(t *testing.T) {
 	}
 	// A second server on the same directory is refused the same way.
 	second := spawnServer(t, bin, []string{"--data", dir}, nil)
-	<-second.exited
+	waitExit(t, second)
 	if second.exitErr == nil || !strings.Contains(second.tail(5), want) {
 		t.Fatalf("second serve on %s = %v\n%s\nwant a refusal saying %q", dir, second.exitErr, second.tail(5), want)
 	}
@@ -133,7 +146,7 @@ func TestFilesArePrivate(t *testing.T) {
 	}
 
 	refused := spawnServer(t, bin, []string{"--data", dir}, nil)
-	<-refused.exited
+	waitExit(t, refused)
 	if fix := "chmod 700 " + dir; refused.exitErr == nil || !strings.Contains(refused.tail(5), fix) {
 		t.Fatalf("serve on a 0755 data directory = %v\n%s\nwant a refusal with %q", refused.exitErr, refused.tail(5), fix)
 	}
