@@ -29,7 +29,8 @@ type BackupConfig = backup.Config
 const backupUsage = `Usage: chatvault backup COMMAND [--config FILE] [--data DIR]
 
 Commands:
-  create              take a backup now: snapshot (online), check, encrypt, write to every target
+  create              take a backup now: snapshot, check, encrypt, write to every target (refused
+                      while a server uses the data directory: it backs up on its schedule)
   list [--keys]       the backups on the targets (--keys: the key backups)
   verify ID [--identity FILE]
                       compare every stored copy with its manifest; with --identity, also decrypt,
