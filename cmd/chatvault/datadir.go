@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,10 +46,33 @@ func lockDataDir(cfg Config, command string, mode datadir.Mode) (*datadir.Lock, 
 		}
 	}
 	lock, err := datadir.Acquire(cfg.Data, mode, command)
+	var held *datadir.HeldError
+	if errors.As(err, &held) && held.Command == "serve" {
+		if hint := whileServing(command); hint != "" {
+			return nil, fmt.Errorf("%s: %w (%s)", command, err, hint)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", command, err)
 	}
 	return lock, nil
+}
+
+// whileServing says how to get what command does while a server holds the directory.
+func whileServing(command string) string {
+	switch command {
+	case "serve":
+		return "give each server its own data directory"
+	case "retention run":
+		return "the server runs retention on its schedule; POST /api/v1/admin/retention/run runs it now"
+	case "admin reset-password":
+		return "or POST /api/v1/admin/users/{user_id}/password"
+	case "backup create":
+		return "the server takes backups on its schedule, backup.schedule"
+	case "keys rotate", "keys retire":
+		return "stop the server, then run it, then start the server again"
+	}
+	return ""
 }
 
 // mustHold is the guard in front of every opening of the data directory's store: a command that
