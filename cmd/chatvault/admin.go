@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/datadir"
 )
 
 const adminUsage = `Usage:
@@ -20,7 +21,8 @@ const adminUsage = `Usage:
   chatvault admin reset-password --org SLUG --user USERNAME [--data DIR]
       set a new one-time password; prints it
 
-These work on the data directory directly, with or without a running server.
+These work on the data directory directly, and refuse while a server uses it: stop the server,
+or do the same through the API (POST /api/v1/admin/...).
 `
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,7 +55,13 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db, err := openServedStore(ctx, cfg, newLogger(cfg.Log, stderr))
+	// Exclusive even for list-orgs: opening the store may write (schema upgrade, search backlog).
+	lock, err := lockDataDir(cfg, "admin "+args[0], datadir.Exclusive)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	db, err := openServedStore(ctx, cfg, lock, newLogger(cfg.Log, stderr))
 	if err != nil {
 		return err
 	}

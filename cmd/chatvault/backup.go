@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
@@ -28,7 +29,8 @@ type BackupConfig = backup.Config
 const backupUsage = `Usage: chatvault backup COMMAND [--config FILE] [--data DIR]
 
 Commands:
-  create              take a backup now: snapshot (online), check, encrypt, write to every target
+  create              take a backup now: snapshot, check, encrypt, write to every target (refused
+                      while a server uses the data directory: it backs up on its schedule)
   list [--keys]       the backups on the targets (--keys: the key backups)
   verify ID [--identity FILE]
                       compare every stored copy with its manifest; with --identity, also decrypt,
@@ -78,11 +80,24 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	logger := newLogger(cfg.Log, stderr)
 	var store *sqlite.DB
-	if cmd == "create" {
-		if store, err = openStore(cfg); err != nil {
+	// list and prune work on the targets only; verify restores into its own directory under
+	// DATA/backup/work; create snapshots the store and advances the journal.
+	if cmd == "create" || cmd == "verify" {
+		mode := datadir.Exclusive
+		if cmd == "verify" {
+			mode = datadir.Shared
+		}
+		lock, err := lockDataDir(cfg, "backup "+cmd, mode)
+		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer lock.Release()
+		if cmd == "create" {
+			if store, err = openStore(cfg, lock); err != nil {
+				return err
+			}
+			defer store.Close()
+		}
 	}
 	job, err := newBackupJob(cfg, store, logger)
 	if err != nil {

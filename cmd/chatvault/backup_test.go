@@ -86,14 +86,9 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatalf("restore = %v\n%s", err, out)
 	}
 	// The restored directory is a working data directory: the server starts on it.
-	cfg := DefaultConfig()
-	cfg.Data = restored
-	db, err := openStore(cfg)
-	if err != nil {
-		t.Fatalf("open restored store: %v", err)
-	}
+	db, done := openLocked(t, restored)
 	orgs, _ := db.FindOrgs(context.Background())
-	db.Close()
+	done()
 	if len(orgs) != 1 {
 		t.Fatalf("restored orgs = %d; want 1", len(orgs))
 	}

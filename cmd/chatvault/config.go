@@ -20,6 +20,9 @@ import (
 // file (--config or CHATVAULT_CONFIG), CHATVAULT_* environment variables, command-line flags.
 type Config struct {
 	Data string `yaml:"data"`
+	// AllowSharedDataDir lets chatvault start on a data directory, keys directory or key file that
+	// group or others can reach; by default that is refused (docs/operations.md, file modes).
+	AllowSharedDataDir bool `yaml:"allow_shared_data_dir"`
 	// Store is a PostgreSQL URL (postgres://user@host:5432/db); empty: the SQLite store in Data.
 	// Several serve processes can share one PostgreSQL store (docs/scaling.md).
 	Store        string    `yaml:"store"`
@@ -129,6 +132,7 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 	cf.config = fs.String("config", "", "YAML config file (env CHATVAULT_CONFIG); unknown keys are errors")
 	fs.StringVar(&cf.cfg.Data, "data", cf.cfg.Data, "data directory (env CHATVAULT_DATA)")
 	fs.StringVar(&cf.cfg.KeyFile, "key-file", "", "key-encryption key file (env CHATVAULT_KEY_FILE; default DATA/keys/kek.json)")
+	fs.BoolVar(&cf.cfg.AllowSharedDataDir, "allow-shared-data-dir", false, "start even if other users can reach the data directory or key file (env CHATVAULT_ALLOW_SHARED_DATA_DIR)")
 	fs.StringVar(&cf.cfg.Store, "store", "", "PostgreSQL URL, e.g. postgres://chatvault@db:5432/chatvault (env CHATVAULT_STORE); empty: SQLite in the data directory")
 	if withServer {
 		fs.StringVar(&cf.cfg.Listen, "listen", cf.cfg.Listen, "address to listen on (env CHATVAULT_LISTEN)")
@@ -179,6 +183,7 @@ func (cf *configFlags) resolve() (Config, error) {
 	}
 	for name, apply := range map[string]func(){
 		"data":                     func() { cfg.Data = fromFlags.Data },
+		"allow-shared-data-dir":    func() { cfg.AllowSharedDataDir = fromFlags.AllowSharedDataDir },
 		"store":                    func() { cfg.Store = fromFlags.Store },
 		"listen":                   func() { cfg.Listen = fromFlags.Listen },
 		"max-body-bytes":           func() { cfg.MaxBodyBytes = fromFlags.MaxBodyBytes },

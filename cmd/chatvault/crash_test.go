@@ -33,6 +33,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// As main does: t.TempDir makes its directories 0777 less the umask, and chatvault refuses a
+	// data directory other users can reach. TestFilesArePrivate sets 022 itself.
+	syscall.Umask(0o077)
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
@@ -20,14 +21,15 @@ const keysUsage = `Usage: chatvault keys COMMAND [--data DIR] [--key-file FILE]
 
 Commands:
   status            the key-encryption keys (KEKs), and how many data keys each wraps
-  rotate            make a new KEK and re-wrap every data key with it (online; messages are not re-encrypted)
+  rotate            make a new KEK and re-wrap every data key with it (messages are not re-encrypted)
   rotate --rewrap-only
                     re-wrap with the current primary KEK without making a new one (after a rotation of
-                    CHATVAULT_KEK, or to catch data keys a running server made during a rotation)
+                    CHATVAULT_KEK, or to finish an interrupted rotation)
   retire KEK_ID     erase an old KEK once no data key is wrapped by it
   generate          print a new random KEK (base64) for CHATVAULT_KEK
 
 The KEKs come from CHATVAULT_KEK / CHATVAULT_KEK_FILE when set, else from the key file.
+rotate and retire refuse a data directory a server is using: stop it, rotate, start it again.
 `
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,11 +65,20 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errPostgresStore("chatvault keys "+args[0], "key rotation for the PostgreSQL store is not built yet "+
 			"(chatvault keys generate works: it opens nothing)")
 	}
+	mode := datadir.Exclusive
+	if args[0] == "status" {
+		mode = datadir.Shared
+	}
+	lock, err := lockDataDir(cfg, "keys "+args[0], mode)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	kr, err := openKeyring(cfg)
 	if err != nil {
 		return err
 	}
-	keys, err := openKeysDatabase(cfg)
+	keys, err := openKeysDatabase(cfg, lock)
 	if err != nil {
 		return err
 	}
@@ -88,7 +99,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // openKeysDatabase opens the data directory's keys database; nil when there is none yet.
-func openKeysDatabase(cfg Config) (*sqlite.KeyStore, error) {
+func openKeysDatabase(cfg Config, lock *datadir.Lock) (*sqlite.KeyStore, error) {
+	if err := mustHold(lock, cfg.Data); err != nil {
+		return nil, err
+	}
 	path := sqlite.KeysPath(cfg.Data)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -154,7 +168,7 @@ func keysRotate(ctx context.Context, w io.Writer, kr *keyring.Keyring, keys *sql
 		if err != nil {
 			return fmt.Errorf("rotate: %w", err)
 		}
-		fmt.Fprintf(w, "new primary KEK %s; a running server wraps new data keys with it from now on\n", info.ID)
+		fmt.Fprintf(w, "new primary KEK %s; new data keys are wrapped with it from now on\n", info.ID)
 	}
 	if keys == nil {
 		fmt.Fprintln(w, "no data keys to re-wrap yet")

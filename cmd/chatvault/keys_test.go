@@ -22,13 +22,8 @@ import (
 func storeAMessage(t *testing.T, dir string) {
 	t.Helper()
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.Data = dir
-	db, err := openStore(cfg)
-	if err != nil {
-		t.Fatalf("openStore() = %v", err)
-	}
-	defer db.Close()
+	db, done := openLocked(t, dir)
+	defer done()
 	orgs, err := db.FindOrgs(ctx)
 	if err != nil || len(orgs) == 0 {
 		t.Fatalf("FindOrgs() = %v, %v", orgs, err)

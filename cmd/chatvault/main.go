@@ -29,6 +29,9 @@ Run "chatvault COMMAND -h" for a command's flags.
 `
 
 func main() {
+	// Everything chatvault creates is private to its user whatever umask the shell or service
+	// manager set; the stores also set their files' modes themselves (docs/decisions.md).
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/migrate"
 	"github.com/chatvault/chatvault/internal/postgres"
@@ -69,6 +71,19 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := os.Stat(cfg.Data + "/" + sqlite.FileName); err != nil {
 		return fmt.Errorf("migrate: %s holds no chatvault database (%s): %w", cfg.Data, sqlite.FileName, err)
 	}
+	if v, ok := os.LookupEnv("CHATVAULT_ALLOW_SHARED_DATA_DIR"); ok {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("CHATVAULT_ALLOW_SHARED_DATA_DIR: %q is not true or false", v)
+		}
+		cfg.AllowSharedDataDir = allow
+	}
+	// Exclusive while copying, so the copy is of one moment and nothing written after it is lost.
+	lock, err := lockDataDir(cfg, "migrate", datadir.Exclusive)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	logger := newLogger(cfg.Log, stderr)
 
 	kr, err := migrationKeyring(cfg)

@@ -271,9 +271,9 @@ func TestMigrateRefusesARunningServer(t *testing.T) {
 	bin := chatvaultBinary(t)
 	target := pgtest.Server(t).NewDatabase(t)
 	dir := t.TempDir()
-	startServer(t, bin, dir)
+	srv := startServer(t, bin, dir)
 	err := runMigrate(context.Background(), []string{"--from", dir, "--to", target}, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "open in another process") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("chatvault serve (pid %d) is using %s", srv.cmd.Process.Pid, dir)) {
 		t.Fatalf("migrate from a running server's directory = %v; want a refusal", err)
 	}
 	if _, serr := os.Stat(filepath.Join(dir, "chatvault.db")); serr != nil {

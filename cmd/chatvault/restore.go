@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/datadir"
 )
 
 const restoreUsage = `Usage: chatvault restore ID --data NEW_DIR --identity FILE [--force] [--config FILE]
@@ -16,7 +17,8 @@ const restoreUsage = `Usage: chatvault restore ID --data NEW_DIR --identity FILE
 Restores backup ID (see chatvault backup list) into NEW_DIR: the data, the newest key backup, and
 every deletion recorded in the deletion journal since the backup was taken, applied again, so
 nothing purged, erased or recalled after the backup comes back. Then runs the integrity check.
-NEW_DIR must not hold a database; --force replaces one (stop the server that uses it first).
+NEW_DIR must not hold a database; --force replaces one. Either way restore refuses a directory
+another chatvault process (a running server) is using: stop it first.
 The targets come from the "backup" section of the config file.
 
 Flags:
@@ -49,6 +51,13 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errPostgresStore("chatvault restore", "restore PostgreSQL with pg_restore or point-in-time recovery (docs/scaling.md); "+
 			"to move a restored SQLite directory to PostgreSQL, restore it without --store, then run chatvault migrate")
 	}
+	// With or without --force: a server using the directory would keep writing to files the
+	// restore replaces, and lose what it acknowledged.
+	lock, err := lockDataDir(cfg, "restore", datadir.Exclusive)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	ids, err := backup.ReadIdentities(*identity)
 	if err != nil {
 		return err

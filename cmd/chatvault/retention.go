@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/retention"
 )
 
@@ -20,8 +21,8 @@ const retentionUsage = `Usage:
       was interrupted (killed, crashed) is resumed and finished first. --dry-run changes nothing
       and reports what a run would do now. --json prints each org's run certificate as JSON.
 
-This works on the data directory directly, with or without a running server: both share the
-database (WAL), and each step of the job is a short transaction.
+This works on the data directory directly, and refuses while a server uses it (the server runs the
+same job on its schedule, retention.interval). Each step of the job is a short transaction.
 `
 
 func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,7 +44,12 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
-	db, err := openServedStore(ctx, cfg, logger)
+	lock, err := lockDataDir(cfg, "retention run", datadir.Exclusive)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	db, err := openServedStore(ctx, cfg, lock, logger)
 	if err != nil {
 		return err
 	}

@@ -198,13 +198,8 @@ func makeExpiredDataDir(t *testing.T, dir string) (orgID string) {
 	}
 
 	// Open as the binary does: with the key file, which seals the plain bodies.
-	cfg := DefaultConfig()
-	cfg.Data = dir
-	db, err := openStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, done := openLocked(t, dir)
+	defer done()
 	ret := retention.New(db, chatvault.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), shredderOf(db))
 	admin := chatvault.Actor{OrgID: org.ID, UserID: users[0].ID, Roles: users[0].Roles}
 	p := chatvault.DefaultPolicy()
@@ -387,13 +382,8 @@ func unfinishedRunID(t *testing.T, dir, orgID string) string {
 
 func storedRun(t *testing.T, dir, orgID, runID string) *chatvault.PurgeRun {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Data = dir
-	db, err := openStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, done := openLocked(t, dir)
+	defer done()
 	r, err := db.FindPurgeRun(context.Background(), orgID, runID)
 	if err != nil {
 		t.Fatalf("FindPurgeRun(%s) = %v", runID, err)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/datadir"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlite"
@@ -37,7 +38,8 @@ func applySecurityEnv(cfg *Config) error {
 	if v, ok := os.LookupEnv("CHATVAULT_TLS_KEY"); ok {
 		cfg.TLSKey = v
 	}
-	for name, dst := range map[string]*bool{"CHATVAULT_TLS_SELF_SIGNED": &cfg.TLSSelfSigned, "CHATVAULT_ALLOW_INSECURE_HTTP": &cfg.AllowInsecureHTTP} {
+	for name, dst := range map[string]*bool{"CHATVAULT_TLS_SELF_SIGNED": &cfg.TLSSelfSigned, "CHATVAULT_ALLOW_INSECURE_HTTP": &cfg.AllowInsecureHTTP,
+		"CHATVAULT_ALLOW_SHARED_DATA_DIR": &cfg.AllowSharedDataDir} {
 		if v, ok := os.LookupEnv(name); ok {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -92,13 +94,14 @@ func openKeyring(cfg Config) (*keyring.Keyring, error) {
 	return keyring.New(p, 0), nil
 }
 
-// openStore opens the data directory's store with encryption at rest.
-func openStore(cfg Config) (*sqlite.DB, error) {
+// openStore opens the data directory's store with encryption at rest; lock is the directory's
+// lock, held by the caller (lockDataDir).
+func openStore(cfg Config, lock *datadir.Lock) (*sqlite.DB, error) {
 	if cfg.postgresStore() {
 		return nil, errPostgresStore("this command", "it does not support PostgreSQL yet; use the API of a running server")
 	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := mustHold(lock, cfg.Data); err != nil {
+		return nil, err
 	}
 	kr, err := openKeyring(cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/datadir"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
@@ -30,8 +31,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
+	lock, err := lockDataDir(cfg, "serve", datadir.Exclusive)
+	if err != nil {
+		return err
+	}
+	defer lock.Release() // last: after the store is closed
 
-	db, err := openServedStore(ctx, cfg, logger)
+	db, err := openServedStore(ctx, cfg, lock, logger)
 	if err != nil {
 		return err
 	}

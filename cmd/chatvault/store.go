@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/postgres"
 )
 
@@ -62,15 +62,16 @@ func errPostgresStore(command, instead string) error {
 }
 
 // openServedStore opens the configured store with encryption at rest: the SQLite store in the
-// data directory, or the PostgreSQL database of cfg.Store.
-func openServedStore(ctx context.Context, cfg Config, logger *slog.Logger) (servedStore, error) {
+// data directory, or the PostgreSQL database of cfg.Store. lock is the data directory's lock,
+// held by the caller.
+func openServedStore(ctx context.Context, cfg Config, lock *datadir.Lock, logger *slog.Logger) (servedStore, error) {
 	if !cfg.postgresStore() {
-		return openStore(cfg)
+		return openStore(cfg, lock)
 	}
 	// The data directory still holds the key file (unless the KEK is in the environment), the
 	// self-signed certificate and the first admin's password file.
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := mustHold(lock, cfg.Data); err != nil {
+		return nil, err
 	}
 	kr, err := openKeyring(cfg)
 	if err != nil {

@@ -126,7 +126,7 @@ func SelfSigned(dir string, hosts []string, now time.Time) (certFile, keyFile st
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return "", "", fmt.Errorf("write self-signed key: %w", err)
 	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		return "", "", fmt.Errorf("write self-signed certificate: %w", err)
 	}
 	return certFile, keyFile, nil

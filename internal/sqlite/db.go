@@ -64,6 +64,9 @@ func Open(dir string) (*DB, error) { return OpenWith(dir, Options{}) }
 // OpenWith is Open with options: with opts.Keyring every body is sealed (see keys.go).
 func OpenWith(dir string, opts Options) (*DB, error) {
 	path := filepath.Join(dir, FileName)
+	if err := privateDatabase(path); err != nil {
+		return nil, err
+	}
 	write, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)

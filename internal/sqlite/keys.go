@@ -538,6 +538,9 @@ func OpenKeyStore(path string) (*KeyStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create keys directory: %w", err)
 	}
+	if err := privateDatabase(path); err != nil {
+		return nil, fmt.Errorf("keys database: %w", err)
+	}
 	q := url.Values{}
 	// secure_delete: a destroyed key's wrapped bytes are overwritten in the file, not left in a
 	// free page.
@@ -555,10 +558,6 @@ func OpenKeyStore(path string) (*KeyStore, error) {
 	if err := ks.migrate(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("keys database %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("keys database: %w", err)
 	}
 	return ks, nil
 }
