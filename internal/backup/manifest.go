@@ -221,7 +221,7 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("recipient %.80q is not an age public key", r)
 		}
 	}
-	if len(m.Parts) == 0 || len(m.Parts) > len(files) {
+	if len(m.Parts) > maxRecipients {
 		return fmt.Errorf("%d parts: a %s backup has 1 to %d", len(m.Parts), m.Kind, len(files))
 	}
 	seen := map[string]bool{}
