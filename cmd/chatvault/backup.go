@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,11 +34,13 @@ Commands:
   create              take a backup now: snapshot, check, encrypt, write to every target (refused
                       while a server uses the data directory: it backs up on its schedule)
   list [--keys]       the backups on the targets (--keys: the key backups)
-  verify ID [--identity FILE]
+  verify ID [--identity FILE] [--allow-unsigned]
                       compare every stored copy with its manifest; with --identity, also decrypt,
                       restore into a temporary directory, run the integrity check, compare counts
                       and decrypt a sample of messages
   prune               apply the retention (backup.keep, backup.keys_keep_days) on every target
+  key                 print the public key backups are signed with (made if there is none yet):
+                      pin it as backup.manifest_public_key where you restore
 
 Targets, recipients and retention come from the "backup" section of the config file; see
 docs/operations.md. Restore with: chatvault restore ID --data NEW_DIR --identity FILE
@@ -54,7 +58,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cf := addConfigFlags(fs, false)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	var identity *string
-	var keys, noCheck *bool
+	var keys, noCheck, allowUnsigned *bool
 	switch cmd {
 	case "create":
 		noCheck = fs.Bool("no-check", false, "skip the check of the snapshot before upload (integrity, counts, sample decrypt)")
@@ -62,7 +66,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		keys = fs.Bool("keys", false, "list key backups instead of data backups")
 	case "verify":
 		identity = fs.String("identity", "", "age identity file (AGE-SECRET-KEY-1...) of a recipient: verify in full")
-	case "prune":
+		allowUnsigned = fs.Bool("allow-unsigned", false, "accept a backup made before chatvault signed backups (only if you trust every writer of the targets)")
+	case "prune", "key":
 	default:
 		fmt.Fprint(stderr, backupUsage)
 		return fmt.Errorf("unknown backup command %q", cmd)
@@ -79,6 +84,18 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errPostgresStore("chatvault backup", "back PostgreSQL up with pg_basebackup and WAL archiving, or pg_dump (docs/scaling.md)")
 	}
 	logger := newLogger(cfg.Log, stderr)
+	if cmd == "key" {
+		key, created, err := backup.LoadOrCreateSigningKey(cfg.Data)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(stderr, "made a new backup signing key in %s\n", filepath.Join(cfg.Data, filepath.FromSlash(backup.SigningKeyFile)))
+		}
+		fmt.Fprintln(stdout, backup.FormatPublicKey(key.Public().(ed25519.PublicKey)))
+		fmt.Fprintln(stderr, "pin it in the config of every machine you restore or verify on: backup: {manifest_public_key: KEY}")
+		return nil
+	}
 	var store *sqlite.DB
 	// list and prune work on the targets only; verify restores into its own directory under
 	// DATA/backup/work; create snapshots the store and advances the journal.
@@ -102,6 +119,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	job, err := newBackupJob(cfg, store, logger)
 	if err != nil {
 		return err
+	}
+	if allowUnsigned != nil {
+		job.AllowUnsigned = *allowUnsigned
 	}
 	out := func(v any, text func(w io.Writer)) error {
 		if *asJSON {
@@ -140,7 +160,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		entries, lerr := job.List(ctx, kind)
 		err := out(entries, func(w io.Writer) {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tCREATED\tSIZE\tMESSAGES\tTARGETS")
+			fmt.Fprintln(tw, "ID\tCREATED\tSIZE\tMESSAGES\tSIGNED\tTARGETS")
 			for _, e := range entries {
 				var size int64
 				for _, p := range e.Manifest.Parts {
@@ -150,7 +170,11 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				if n, ok := e.Manifest.Tables["messages"]; ok {
 					msgs = fmt.Sprint(n)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Manifest.ID, e.Manifest.CreatedAt.Format(time.RFC3339), humanBytes(size), msgs, strings.Join(e.Targets, ", "))
+				signed := "yes"
+				if e.Unsigned {
+					signed = "NO (--allow-unsigned to restore)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Manifest.ID, e.Manifest.CreatedAt.Format(time.RFC3339), humanBytes(size), msgs, signed, strings.Join(e.Targets, ", "))
 			}
 			tw.Flush()
 		})
@@ -250,7 +274,54 @@ func newBackupJob(cfg Config, store *sqlite.DB, logger *slog.Logger) (*backup.Jo
 	if store != nil {
 		job.Store = store
 	}
+	if err := setBackupKeys(cfg, job, store != nil, logger); err != nil {
+		return nil, err
+	}
 	return job, nil
+}
+
+// setBackupKeys gives a job its signing key (sign: made if missing) and the keys it trusts: the
+// pinned backup.manifest_public_key, else the data directory's own key. With neither, nothing
+// verifies, and commands that read backups say to pin the key.
+func setBackupKeys(cfg Config, job *backup.Job, sign bool, logger *slog.Logger) error {
+	var pinned ed25519.PublicKey
+	if cfg.Backup.ManifestPublicKey != "" {
+		var err error
+		if pinned, err = backup.ParsePublicKey(cfg.Backup.ManifestPublicKey); err != nil {
+			return fmt.Errorf("backup.manifest_public_key: %w", err)
+		}
+	}
+	keyFile := filepath.Join(cfg.Data, filepath.FromSlash(backup.SigningKeyFile))
+	var key ed25519.PrivateKey
+	var err error
+	if sign {
+		var created bool
+		if key, created, err = backup.LoadOrCreateSigningKey(cfg.Data); err != nil {
+			return err
+		}
+		if created {
+			logger.Info("made a backup signing key; pin its public key as backup.manifest_public_key wherever you restore",
+				"file", keyFile, "public_key", backup.FormatPublicKey(key.Public().(ed25519.PublicKey)))
+		}
+		job.SigningKey = key
+	} else if key, err = backup.LoadSigningKey(cfg.Data); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var local ed25519.PublicKey
+	if key != nil {
+		local = key.Public().(ed25519.PublicKey)
+	}
+	switch {
+	case pinned == nil && local != nil:
+		job.TrustedKeys = []ed25519.PublicKey{local}
+	case pinned != nil:
+		if sign && !pinned.Equal(local) {
+			return fmt.Errorf("backup signing key %s has public key %s, but backup.manifest_public_key is %s: backups signed with it would not verify where the pin is used. "+
+				"Copy the signing key of the server that made the pinned backups to %s, or pin the new key", keyFile, backup.FormatPublicKey(local), cfg.Backup.ManifestPublicKey, keyFile)
+		}
+		job.TrustedKeys = []ed25519.PublicKey{pinned}
+	}
+	return nil
 }
 
 // backupMetrics are the process's backup counters (no /metrics endpoint yet; see internal/backup).

@@ -50,15 +50,22 @@ func backupSetup(t *testing.T, extra string) (dir, cfgFile, idFile, target strin
 	t.Setenv("BACKUP_S3_ACCESS", "access")
 	t.Setenv("BACKUP_S3_SECRET", "secret")
 	target = t.TempDir()
+	// The operator pins the data directory's signing key, so restores elsewhere verify against it.
+	pub, err := runCmd(t, "backup", "key", "--data", dir)
+	if err != nil {
+		t.Fatalf("backup key = %v\n%s", err, pub)
+	}
+	pin := regexp.MustCompile(`chatvault-ed25519:\S+`).FindString(pub)
 	cfgFile = filepath.Join(t.TempDir(), "chatvault.yaml")
 	yaml := fmt.Sprintf(`backup:
+  manifest_public_key: %s
   recipients: [%s]
   targets:
     - {type: dir, path: %s}
     - {type: s3, endpoint: %s, bucket: chatvault-backups, prefix: prod, region: us-east-1, access_key_env: BACKUP_S3_ACCESS, secret_key_env: BACKUP_S3_SECRET}
   keep: {daily: 7, weekly: 4, monthly: 6}
   keys_keep_days: 14
-%s`, id.Recipient(), target, s3.URL, extra)
+%s`, pin, id.Recipient(), target, s3.URL, extra)
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -12,14 +12,16 @@ import (
 	"github.com/chatvault/chatvault/internal/datadir"
 )
 
-const restoreUsage = `Usage: chatvault restore ID --data NEW_DIR --identity FILE [--force] [--config FILE]
+const restoreUsage = `Usage: chatvault restore ID --data NEW_DIR --identity FILE [--force] [--allow-unsigned] [--config FILE]
 
 Restores backup ID (see chatvault backup list) into NEW_DIR: the data, the newest key backup, and
 every deletion recorded in the deletion journal since the backup was taken, applied again, so
 nothing purged, erased or recalled after the backup comes back. Then runs the integrity check.
 NEW_DIR must not hold a database; --force replaces one. Either way restore refuses a directory
 another chatvault process (a running server) is using: stop it first.
-The targets come from the "backup" section of the config file.
+The targets come from the "backup" section of the config file. The backup's manifest must be
+signed with the key pinned there (backup.manifest_public_key) or, without a pin, the signing key
+of NEW_DIR; --allow-unsigned accepts a backup made before chatvault signed backups.
 
 Flags:
 `
@@ -31,6 +33,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cf := addConfigFlags(fs, false)
 	identity := fs.String("identity", "", "age identity file (AGE-SECRET-KEY-1...) of one of the backup's recipients (required)")
 	force := fs.Bool("force", false, "replace the database in --data (never while a server uses it)")
+	allowUnsigned := fs.Bool("allow-unsigned", false, "accept a backup (and journal segments) made before chatvault signed them: only if you trust every writer of the targets")
 	id, err := parseWithArg(fs, args, true)
 	if err != nil {
 		return err
@@ -66,6 +69,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	job.AllowUnsigned = *allowUnsigned
 	rep, err := job.Restore(ctx, id, cfg.Data, ids, *force)
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@ package backup
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +60,13 @@ type Job struct {
 	// Retries are the waits between attempts on a failing target (default 2s, 10s, 30s).
 	Retries []time.Duration
 	Version string
+	// SigningKey signs the manifests and journal segments Create and ShipJournal write.
+	SigningKey ed25519.PrivateKey
+	// TrustedKeys are the public keys a manifest or journal segment read from a target must be
+	// signed with (Verify, Restore, List, Prune).
+	TrustedKeys []ed25519.PublicKey
+	// AllowUnsigned accepts backups and journal segments written before they were signed.
+	AllowUnsigned bool
 }
 
 func (j *Job) now() time.Time {
@@ -141,13 +148,17 @@ func (j *Job) Create(ctx context.Context, check bool) (res *CreateResult, err er
 	if len(j.Targets) == 0 {
 		return nil, errors.New("no backup targets are configured (backup.targets)")
 	}
+	if j.SigningKey == nil {
+		return nil, errors.New("no backup signing key: backups are signed (see chatvault backup key)")
+	}
 	res = &CreateResult{Phases: map[string]time.Duration{}}
 	lap := time.Now()
 	phase := func(name string) {
 		res.Phases[name] += time.Since(lap)
 		lap = time.Now()
 	}
-	if n, err := j.ShipJournal(ctx); err != nil {
+	// Forced: a segment even without deletions, so the journal's signed ranges reach this backup.
+	if n, err := j.shipJournal(ctx, true); err != nil {
 		j.logger().Warn("deletion journal not shipped to every target; the next run retries", "error", err)
 	} else {
 		res.Journal = n
@@ -188,13 +199,13 @@ func (j *Job) Create(ctx context.Context, check bool) (res *CreateResult, err er
 		}
 	}
 	phase("keys")
-	res.Data = &Manifest{Format: 1, ID: res.ID, Kind: KindData, CreatedAt: now, Engine: "sqlite", Version: j.Version,
+	res.Data = &Manifest{Format: signedFormat, JournalUpto: j.shippedEverywhere(), ID: res.ID, Kind: KindData, CreatedAt: now, Engine: "sqlite", Version: j.Version,
 		SchemaVersion: info.SchemaVersion, Tables: info.Tables, EventCounter: info.EventCounter, Recipients: j.RecipientKeys}
 	if err := j.seal(res.Data, plain, sealed, DataFile); err != nil {
 		return nil, err
 	}
 	if hasKeys {
-		res.Keys = &Manifest{Format: 1, ID: res.ID, Kind: KindKeys, CreatedAt: now, Engine: "sqlite", Version: j.Version, Recipients: j.RecipientKeys}
+		res.Keys = &Manifest{Format: signedFormat, ID: res.ID, Kind: KindKeys, CreatedAt: now, Engine: "sqlite", Version: j.Version, Recipients: j.RecipientKeys}
 		files := []string{KeysFile}
 		if j.KEKFile != "" {
 			files = append(files, KEKFile)
@@ -295,7 +306,7 @@ func (j *Job) check(ctx context.Context, dir string, man *Manifest) (*chatvault.
 
 // store writes a backup's parts, then its manifest, to one target, retrying.
 func (j *Job) store(ctx context.Context, t Target, man *Manifest, sealed string) error {
-	raw, err := json.MarshalIndent(man, "", "  ")
+	raw, err := seal(manifestContext, man, j.SigningKey)
 	if err != nil {
 		return err
 	}

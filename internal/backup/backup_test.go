@@ -2,6 +2,7 @@ package backup_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -97,7 +98,11 @@ func newEnv(t *testing.T, targets ...backup.TargetConfig) *env {
 		t.Fatal(err)
 	}
 	rs, _ := backup.ParseRecipients(cfg.Recipients)
-	e.job = &backup.Job{Store: e.db, Open: opener, Targets: ts, KeyTargets: ts, Recipients: rs, RecipientKeys: cfg.Recipients,
+	signer, _, err := backup.LoadOrCreateSigningKey(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.job = &backup.Job{SigningKey: signer, TrustedKeys: []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}, Store: e.db, Open: opener, Targets: ts, KeyTargets: ts, Recipients: rs, RecipientKeys: cfg.Recipients,
 		KEKFile: filepath.Join(e.dir, filepath.FromSlash(backup.KEKFile)), Work: filepath.Join(e.dir, "backup-work"),
 		JournalState: filepath.Join(e.dir, "backup", "journal.json"), Keep: cfg.Keep, KeysKeepDays: cfg.KeysKeepDays,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Retries: []time.Duration{10 * time.Millisecond}, Version: "test"}

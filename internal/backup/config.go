@@ -34,6 +34,11 @@ type Config struct {
 	// server then holds an identity: keep it off unless you accept that). Without it the scheduled
 	// verify checks the snapshot before encryption and every stored copy byte for byte.
 	IdentityFile string `yaml:"identity_file"`
+	// ManifestPublicKey pins the key backup manifests and journal segments must be signed with
+	// (chatvault-ed25519:..., as `chatvault backup key` prints it). Empty: the key of the data
+	// directory's own signing key. Set it wherever you restore on another machine, and on the
+	// server itself, so a lost or replaced key file is noticed.
+	ManifestPublicKey string `yaml:"manifest_public_key"`
 }
 
 // Keep says how many backups to keep: the newest of each of the last Daily days, Weekly ISO weeks
@@ -87,6 +92,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseRecipients(c.Recipients); err != nil {
 		errs = append(errs, fmt.Errorf("backup.recipients: %w", err))
+	}
+	if c.ManifestPublicKey != "" {
+		if _, err := ParsePublicKey(c.ManifestPublicKey); err != nil {
+			errs = append(errs, fmt.Errorf("backup.manifest_public_key: %w", err))
+		}
 	}
 	if len(c.KeyTargets) > 0 && !c.Enabled() {
 		errs = append(errs, errors.New("backup.key_targets: set backup.targets too"))

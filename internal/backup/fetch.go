@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -21,7 +22,8 @@ func checkStored(ctx context.Context, t Target, m *Manifest) error {
 			return err
 		}
 		c := newCounter()
-		_, err = io.Copy(c, ctxReader{ctx, rc})
+		// One byte past the manifest's size is enough to tell it was changed.
+		_, err = io.Copy(c, io.LimitReader(ctxReader{ctx, rc}, p.Size+1))
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("read %s of %s backup %s from %s: %w", p.Name, m.Kind, m.ID, t, err)
@@ -47,37 +49,69 @@ func compare(t Target, m *Manifest, p Part, c *counter) error {
 }
 
 // fetch downloads every part of a backup from a target, checks it against the manifest, and
-// decrypts it into dir (at the part's File path), in one pass per part.
+// decrypts it into dir, in one pass per part. dir must be a private directory made for this
+// restore or verify: each part goes to the file its name stands for in partFiles (never a path
+// read from the target), created there new, and not through a link. On error the files it made
+// are removed, so another copy can be fetched into the same dir.
 func fetch(ctx context.Context, t Target, m *Manifest, dir string, ids []age.Identity) error {
+	var made []string
 	for _, p := range m.Parts {
-		if err := fetchPart(ctx, t, m, p, dir, ids); err != nil {
+		dst, err := partPath(dir, m.Kind, p.Name)
+		if err == nil {
+			made = append(made, dst)
+			err = fetchPart(ctx, t, m, p, dst, ids)
+		}
+		if err != nil {
+			for _, f := range made {
+				os.Remove(f)
+			}
 			return err
 		}
 	}
 	return nil
 }
 
-func fetchPart(ctx context.Context, t Target, m *Manifest, p Part, dir string, ids []age.Identity) error {
+// partPath is where a part is decrypted to inside dir, its directory made if needed.
+func partPath(dir, kind, name string) (string, error) {
+	rel, ok := partFiles[kind][name]
+	if !ok {
+		return "", fmt.Errorf("%s backup: %.80q is not one of its parts", kind, name)
+	}
+	dst := filepath.Join(dir, filepath.FromSlash(rel))
+	sub := filepath.Dir(dst)
+	if sub == filepath.Clean(dir) {
+		return dst, nil
+	}
+	if err := os.Mkdir(sub, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	if fi, err := os.Lstat(sub); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("restore directory %s: %s is not a directory", dir, sub)
+	}
+	return dst, nil
+}
+
+func fetchPart(ctx context.Context, t Target, m *Manifest, p Part, dst string, ids []age.Identity) error {
 	rc, err := t.Get(ctx, m.dir()+p.Name)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	dst := filepath.Join(dir, filepath.FromSlash(p.File))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s backup %s: write %s: %w", m.Kind, m.ID, p.Name, err)
 	}
 	defer out.Close()
 	cc, pc := newCounter(), &sizeCounter{}
-	src := io.TeeReader(bufio.NewReaderSize(ctxReader{ctx, rc}, 1<<20), cc)
+	// Reading stops one byte past the sizes the manifest gives: enough to see that it lied.
+	src := io.TeeReader(bufio.NewReaderSize(io.LimitReader(ctxReader{ctx, rc}, p.Size+1), 1<<20), cc)
 	plain, err := age.Decrypt(src, ids...)
 	if err == nil {
 		bw := bufio.NewWriterSize(io.MultiWriter(out, pc), 1<<20)
-		_, err = io.Copy(bw, plain)
+		_, err = io.CopyN(bw, plain, p.PlainSize+1)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -94,11 +128,13 @@ func fetchPart(ctx context.Context, t Target, m *Manifest, p Part, dir string, i
 		}
 		return fmt.Errorf("%s backup %s on %s: decrypt %s: %w", m.Kind, m.ID, t, p.Name, err)
 	}
+	if pc.n != p.PlainSize {
+		return fmt.Errorf("%s backup %s on %s: %s decrypts to %d bytes or more, the manifest says %d", m.Kind, m.ID, t, p.Name, pc.n, p.PlainSize)
+	}
+	// age has read to the end of its stream; what is left must be nothing.
+	io.Copy(io.Discard, src)
 	if err := compare(t, m, p, cc); err != nil {
 		return err
-	}
-	if pc.n != p.PlainSize {
-		return fmt.Errorf("%s backup %s on %s: %s decrypts to %d bytes, the manifest says %d", m.Kind, m.ID, t, p.Name, pc.n, p.PlainSize)
 	}
 	return errors.Join(out.Sync(), out.Close())
 }

@@ -3,6 +3,7 @@ package backup
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -20,10 +21,12 @@ func (j *Job) List(ctx context.Context, kind string) ([]*Entry, error) {
 	if kind == KindKeys {
 		targets = j.KeyTargets
 	}
-	return listBackups(ctx, targets, kind)
+	return listBackups(ctx, targets, kind, j.TrustedKeys)
 }
 
-func listBackups(ctx context.Context, targets []Target, kind string) ([]*Entry, error) {
+// listBackups lists the backups whose manifests verify with the trusted keys, and the unsigned
+// ones (marked so); a manifest that does not verify is reported in the error, never listed.
+func listBackups(ctx context.Context, targets []Target, kind string, trusted []ed25519.PublicKey) ([]*Entry, error) {
 	byID := map[string]*Entry{}
 	var errs []error
 	for _, t := range targets {
@@ -37,14 +40,18 @@ func listBackups(ctx context.Context, targets []Target, kind string) ([]*Entry, 
 			if !ok || rest != manifestName {
 				continue
 			}
-			m, err := readManifest(ctx, t, kind, id)
+			if err := validID(id); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", t, n, err))
+				continue
+			}
+			m, signed, err := readManifest(ctx, t, kind, id, trusted)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			e := byID[id]
 			if e == nil {
-				e = &Entry{Manifest: m}
+				e = &Entry{Manifest: m, Unsigned: !signed}
 				byID[id] = e
 			}
 			e.Targets = append(e.Targets, t.String())
@@ -64,37 +71,50 @@ func listBackups(ctx context.Context, targets []Target, kind string) ([]*Entry, 
 	return out, errors.Join(errs...)
 }
 
-func readManifest(ctx context.Context, t Target, kind, id string) (*Manifest, error) {
+func readManifest(ctx context.Context, t Target, kind, id string, trusted []ed25519.PublicKey) (*Manifest, bool, error) {
 	rc, err := t.Get(ctx, kind+"/"+id+"/"+manifestName)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	raw, err := io.ReadAll(io.LimitReader(rc, maxManifestBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read manifest of %s backup %s on %s: %w", kind, id, t, err)
+		return nil, false, fmt.Errorf("read manifest of %s backup %s on %s: %w", kind, id, t, err)
 	}
-	m, err := decodeManifest(raw)
+	m, signed, err := decodeManifest(raw, trusted)
 	if err != nil {
-		return nil, fmt.Errorf("%s backup %s on %s: %w", kind, id, t, err)
+		return nil, false, fmt.Errorf("%s backup %s on %s: %w", kind, id, t, err)
 	}
 	if m.ID != id || m.Kind != kind {
-		return nil, fmt.Errorf("%s backup %s on %s: the manifest is for %s backup %s", kind, id, t, m.Kind, m.ID)
+		return nil, false, fmt.Errorf("%s backup %s on %s: the manifest is for %s backup %s", kind, id, t, m.Kind, m.ID)
 	}
-	return m, nil
+	return m, signed, nil
 }
 
+// errUnsigned is a backup written before manifests were signed, refused unless allowed.
+var errUnsigned = errors.New("its manifest is unsigned (written before chatvault signed backups), so nothing proves it was not altered: " +
+	"if you trust everyone who could write to that target, add --allow-unsigned")
+
 // find returns the manifest of a backup and the targets that hold it, in configuration order.
-func findBackup(ctx context.Context, targets []Target, kind, id string) (*Manifest, []Target, error) {
+// A manifest that does not verify, or an unsigned one unless allowUnsigned, is an error: there is
+// no fallback to an unverified copy.
+func findBackup(ctx context.Context, targets []Target, kind, id string, trusted []ed25519.PublicKey, allowUnsigned bool) (*Manifest, []Target, error) {
 	if err := validID(id); err != nil {
 		return nil, nil, err
 	}
 	var m *Manifest
 	var holders []Target
-	var errs []error
+	var errs, bad []error
 	for _, t := range targets {
-		tm, err := readManifest(ctx, t, kind, id)
+		tm, signed, err := readManifest(ctx, t, kind, id, trusted)
 		if errors.Is(err, ErrNotExist) {
+			continue
+		}
+		if err == nil && !signed && !allowUnsigned {
+			err = fmt.Errorf("%s backup %s on %s: %w", kind, id, t, errUnsigned)
+		}
+		if errors.Is(err, errBadManifest) || errors.Is(err, errUnsigned) {
+			bad = append(bad, err)
 			continue
 		}
 		if err != nil {
@@ -105,6 +125,11 @@ func findBackup(ctx context.Context, targets []Target, kind, id string) (*Manife
 			m = tm
 		}
 		holders = append(holders, t)
+	}
+	if len(bad) > 0 {
+		// A copy that does not verify means a target was altered: refuse and say where, rather
+		// than quietly use another copy (an unreachable target is only skipped).
+		return nil, nil, fmt.Errorf("%s backup %s refused: %w", kind, id, errors.Join(bad...))
 	}
 	if m == nil {
 		if len(errs) > 0 {

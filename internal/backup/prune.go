@@ -59,7 +59,11 @@ func (j *Job) Prune(ctx context.Context) (*PruneReport, error) {
 	rep := &PruneReport{}
 	now := j.now()
 	var errs []error
-	data, err := listBackups(ctx, j.Targets, KindData)
+	data, err := listBackups(ctx, j.Targets, KindData, j.TrustedKeys)
+	if errors.Is(err, errBadManifest) {
+		// A backup whose manifest does not verify is not listed, so it would count as not kept.
+		return nil, fmt.Errorf("prune refused, nothing deleted: %w", err)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -81,7 +85,10 @@ func (j *Job) Prune(ctx context.Context) (*PruneReport, error) {
 	}
 	errs = append(errs, j.deleteBackups(ctx, j.Targets, KindData, keep, now)...)
 
-	keys, err := listBackups(ctx, j.KeyTargets, KindKeys)
+	keys, err := listBackups(ctx, j.KeyTargets, KindKeys, j.TrustedKeys)
+	if errors.Is(err, errBadManifest) {
+		return rep, fmt.Errorf("prune of key backups refused, none deleted: %w", err)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -113,7 +120,9 @@ func (j *Job) Prune(ctx context.Context) (*PruneReport, error) {
 						errs = append(errs, err)
 						continue
 					}
-					rep.DeletedJournal++
+					if !strings.HasSuffix(n, sigSuffix) {
+						rep.DeletedJournal++ // segments, not their signatures
+					}
 				}
 			}
 		}

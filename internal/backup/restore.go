@@ -48,7 +48,7 @@ func (j *Job) Restore(ctx context.Context, id, dir string, ids []age.Identity, f
 	if len(existing) > 0 && !force {
 		return nil, fmt.Errorf("%s already holds %v: restore into a new directory, or stop the server that uses it and add --force to replace them", dir, existing)
 	}
-	man, holders, err := findBackup(ctx, j.Targets, KindData, id)
+	man, holders, err := findBackup(ctx, j.Targets, KindData, id, j.TrustedKeys, j.AllowUnsigned)
 	if err != nil {
 		return nil, err
 	}
@@ -78,11 +78,21 @@ func (j *Job) Restore(ctx context.Context, id, dir string, ids []age.Identity, f
 		return nil, err
 	}
 	rep.Keys = keys.ID
-	ds, segs, err := readJournal(ctx, j.Targets, man.CreatedAt, ids)
+	// Later backups say how far the journal had been shipped: it must reach that far. Manifests
+	// that do not verify are left out (they can only lower what is asked for, as deleting them would).
+	var need int64
+	later, _ := listBackups(ctx, j.Targets, KindData, j.TrustedKeys)
+	for _, e := range later {
+		if !e.Unsigned {
+			need = max(need, e.Manifest.JournalUpto)
+		}
+	}
+	jr, err := j.readJournal(ctx, man, ids, need)
 	if err != nil {
 		return nil, err
 	}
-	rep.Segments, rep.Entries = segs, len(ds)
+	ds := jr.deletions
+	rep.Segments, rep.Entries = jr.segments, len(ds)
 	st, err := j.Open(ctx, stage)
 	if err != nil {
 		return nil, fmt.Errorf("open the restored copy: %w", err)

@@ -42,7 +42,7 @@ func (j *Job) Verify(ctx context.Context, id string, ids []age.Identity) (rep *V
 			j.logger().Error("backup verification failed", "backup", id, "error", err)
 		}
 	}()
-	man, holders, err := findBackup(ctx, j.Targets, KindData, id)
+	man, holders, err := findBackup(ctx, j.Targets, KindData, id, j.TrustedKeys, j.AllowUnsigned)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,11 @@ func (j *Job) Verify(ctx context.Context, id string, ids []age.Identity) (rep *V
 			rep.Stored[t.String()] = checkStored(ctx, t, man)
 			errs = append(errs, rep.Stored[t.String()])
 		}
-		if keys, kh, err := findBackup(ctx, j.KeyTargets, KindKeys, id); err == nil {
+		keys, kh, err := findBackup(ctx, j.KeyTargets, KindKeys, id, j.TrustedKeys, j.AllowUnsigned)
+		if errors.Is(err, errBadManifest) || errors.Is(err, errUnsigned) {
+			errs = append(errs, err)
+		}
+		if err == nil {
 			for _, t := range kh {
 				errs = append(errs, checkStored(ctx, t, keys))
 			}
@@ -113,10 +117,10 @@ func (j *Job) Verify(ctx context.Context, id string, ids []age.Identity) (rep *V
 // when sameFirst and it is still kept, else the newest one (it holds every data key the data
 // backup uses that has not been destroyed since; destroyed ones must stay destroyed).
 func (j *Job) fetchKeys(ctx context.Context, data *Manifest, dir string, ids []age.Identity, sameFirst bool) (*Manifest, error) {
-	entries, lerr := listBackups(ctx, j.KeyTargets, KindKeys)
+	entries, lerr := listBackups(ctx, j.KeyTargets, KindKeys, j.TrustedKeys)
 	var pick *Entry
 	for _, e := range entries {
-		if e.Manifest.CreatedAt.Before(data.CreatedAt) {
+		if e.Manifest.CreatedAt.Before(data.CreatedAt) || (e.Unsigned && !j.AllowUnsigned) {
 			continue
 		}
 		if sameFirst && e.Manifest.ID == data.ID {
