@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 	"github.com/google/uuid"
@@ -205,7 +206,7 @@ func makeExpiredDataDir(t *testing.T, dir string) (orgID string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ret := retention.New(db, chatvault.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), shredderOf(db))
+	ret := retention.New(db, audit.New(db, db.Keyring(), chatvault.SystemClock{}), chatvault.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), shredderOf(db))
 	admin := chatvault.Actor{OrgID: org.ID, UserID: users[0].ID, Roles: users[0].Roles}
 	p := chatvault.DefaultPolicy()
 	p.DefaultDays, p.GraceDays = resumeKeepDays, 0
