@@ -76,12 +76,11 @@ func (s *Service) Record(ctx context.Context, e *chatvault.AuditEntry) error {
 		if err != nil {
 			return fmt.Errorf("record audit entry %s: %w", e.Action, err)
 		}
-		plain, err := json.Marshal(sealed{Reason: e.Reason, Details: e.Details})
+		text, err := seal(k, e)
 		if err != nil {
 			return fmt.Errorf("record audit entry %s: %w", e.Action, err)
 		}
-		stored.Reason = ""
-		stored.Details = map[string]any{SealedKey: base64.StdEncoding.EncodeToString(k.Seal(plain, aad(e)))}
+		stored.Reason, stored.Details = "", map[string]any{SealedKey: text}
 	}
 	if err := s.store.RecordAudit(ctx, &stored); err != nil {
 		return fmt.Errorf("record audit entry %s: %w", e.Action, err)
@@ -119,9 +118,25 @@ func aad(e *chatvault.AuditEntry) []byte {
 	return keyring.AAD("audit", e.OrgID, strconv.FormatInt(e.At.UnixMilli(), 10), e.ActorID, e.Action, e.Target, e.Outcome)
 }
 
+// seal returns e's free text sealed under k, as the store keeps it.
+func seal(k *keyring.DataKey, e *chatvault.AuditEntry) (string, error) {
+	plain, err := json.Marshal(sealed{Reason: e.Reason, Details: e.Details})
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(k.Seal(plain, aad(e))), nil
+}
+
 // open replaces a stored entry's sealed text with the plain text. Entries written before sealing
 // existed have none and are left as they are.
 func (s *Service) open(ctx context.Context, e *chatvault.AuditEntry) error {
+	return unseal(e, func(n int64) (*keyring.DataKey, error) { return s.openKey(ctx, e.OrgID, n) })
+}
+
+// unseal opens e's sealed text, if it has any, with the key keyOf returns for its number. The
+// stored form comes from the database, so it is checked as hostile: anything but an envelope
+// sealed under the org's key for exactly this entry is an error.
+func unseal(e *chatvault.AuditEntry, keyOf func(n int64) (*keyring.DataKey, error)) error {
 	raw, ok := e.Details[SealedKey].(string)
 	if !ok || len(e.Details) != 1 {
 		return nil
@@ -134,7 +149,7 @@ func (s *Service) open(ctx context.Context, e *chatvault.AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	k, err := s.openKey(ctx, e.OrgID, n)
+	k, err := keyOf(n)
 	if err != nil {
 		return err
 	}
