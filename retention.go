@@ -146,19 +146,6 @@ type PurgeCount struct {
 	TooYoung       int        `json:"too_young"` // refused: younger than min_days (batch deletes)
 }
 
-// AuditEntry records who did what, when and why. The audit issue makes the log tamper-evident.
-type AuditEntry struct {
-	OrgID   string         `json:"-"`
-	ID      int64          `json:"id"`
-	At      time.Time      `json:"at"`
-	ActorID string         `json:"actor_id"`
-	Action  string         `json:"action"`
-	Target  string         `json:"target,omitempty"`
-	Reason  string         `json:"reason,omitempty"`
-	Outcome string         `json:"outcome"` // "ok" or "refused: ..."
-	Details map[string]any `json:"details,omitempty"`
-}
-
 // PurgeRun is one run of the retention job in one org, and its deletion certificate.
 type PurgeRun struct {
 	OrgID      string         `json:"org_id"`
@@ -183,8 +170,8 @@ type PurgeRunItem struct {
 	LastSeq        int64  `json:"last_seq"`
 }
 
-// RetentionStore persists policies, holds, rules and the purge machinery.
-type RetentionStore interface {
+// PolicyStore keeps org policies, conversation overrides and users' own windows.
+type PolicyStore interface {
 	FindPolicy(ctx context.Context, orgID string) (*Policy, error)
 	SavePolicy(ctx context.Context, orgID string, p *Policy) error
 	// SetConversationRetention sets (days >= 0) or clears (nil) a conversation's override.
@@ -194,21 +181,30 @@ type RetentionStore interface {
 	SetUserRetention(ctx context.Context, orgID, userID string, days *int) error
 	// FindMemberRetention returns the preferences of the conversation's current members (nil: none set).
 	FindMemberRetention(ctx context.Context, orgID, convID string) ([]*int, error)
-	// FindConversationIDs pages through an org's conversations by id.
-	FindConversationIDs(ctx context.Context, orgID, after string, limit int) ([]string, error)
+}
 
+// HoldStore keeps legal holds.
+type HoldStore interface {
 	CreateHold(ctx context.Context, h *Hold) error
 	FindHolds(ctx context.Context, orgID string, activeOnly bool) ([]*Hold, error)
 	ReleaseHold(ctx context.Context, orgID, holdID, by string, at time.Time) (*Hold, error)
-	// FindParticipantIDs lists everyone who is or was in the conversation.
-	FindParticipantIDs(ctx context.Context, orgID, convID string) ([]string, error)
+}
 
+// ImportanceStore keeps the rules that flag messages important, and the flags themselves.
+type ImportanceStore interface {
 	CreateRule(ctx context.Context, r *ImportantRule) error
 	FindRules(ctx context.Context, orgID string) ([]*ImportantRule, error)
 	DeleteRule(ctx context.Context, orgID, ruleID string) error
 	// SetImportance sets or clears one importance flag on a message (stars count per member).
 	SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*Message, error)
+}
 
+// PurgeStepStore carries out the bounded steps of a purge, and counts what they would do.
+type PurgeStepStore interface {
+	// FindConversationIDs pages through an org's conversations by id.
+	FindConversationIDs(ctx context.Context, orgID, after string, limit int) ([]string, error)
+	// FindParticipantIDs lists everyone who is or was in the conversation.
+	FindParticipantIDs(ctx context.Context, orgID, convID string) ([]string, error)
 	// ExpireMessages marks one bounded step of expirable messages, resuming after s.AfterSeq (or,
 	// when s.AfterSeq is 0, after the conversation's scan watermark).
 	ExpireMessages(ctx context.Context, s ExpireStep) (*StepResult, error)
@@ -220,7 +216,10 @@ type RetentionStore interface {
 	UnexpireMessages(ctx context.Context, s ExpireStep) (*StepResult, error)
 	// RestoreExpired makes expired (not yet destroyed) messages in [fromSeq, toSeq] live again.
 	RestoreExpired(ctx context.Context, orgID, convID string, fromSeq, toSeq int64, at time.Time) (*StepResult, error)
+}
 
+// PurgeRunStore keeps purge runs and their certificates.
+type PurgeRunStore interface {
 	SavePurgeRun(ctx context.Context, r *PurgeRun) error
 	// RecordPurgeItem adds a certificate line that no step wrote itself (data keys destroyed).
 	RecordPurgeItem(ctx context.Context, orgID, runID string, item PurgeRunItem) error
@@ -228,7 +227,16 @@ type RetentionStore interface {
 	FindPurgeRunItems(ctx context.Context, orgID, runID string) ([]PurgeRunItem, error)
 	FindPurgeRuns(ctx context.Context, orgID string, limit int) ([]*PurgeRun, error)
 	FindPurgeRun(ctx context.Context, orgID, runID string) (*PurgeRun, error)
+}
 
-	RecordAudit(ctx context.Context, e *AuditEntry) error
-	FindAudit(ctx context.Context, orgID string, limit int) ([]*AuditEntry, error)
+// RetentionStore is everything a store provides for retention; each service takes only the
+// parts it uses.
+type RetentionStore interface {
+	PolicyStore
+	HoldStore
+	ImportanceStore
+	PurgeStepStore
+	PurgeRunStore
+	AuditStore
+	AuditKeyStore
 }

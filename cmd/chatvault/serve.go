@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/datadir"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
@@ -48,7 +49,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := bootstrap(ctx, accounts, cfg.Data, logger.Info); err != nil {
 		return err
 	}
-	ret := retention.New(db, clock, logger, shredderOf(db))
+	auditLog := audit.New(db, db.Keyring(), clock)
+	ret := retention.New(db, auditLog, clock, logger, shredderOf(db))
 	leader, closeLeader := storeLeadership(cfg, "retention")
 	defer closeLeader()
 	stopRetention := startLedRetentionSchedule(retentionSchedule{Interval: time.Duration(cfg.Retention.Interval),
@@ -61,7 +63,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	defer stopBackups() // before the deferred db.Close
-	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret})
+	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
 	live := hub.New(db, logger)
 	db.SetEventSink(live.Publish)
 	hubCtx, stopHub := context.WithCancel(context.Background())
@@ -73,7 +75,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer reloadOnSIGHUP(certs, logger)()
-	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Hub: live, Store: db}, logger,
+	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Audit: auditLog, Hub: live, Store: db}, logger,
 		cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes, TLS: certs.TLSConfig()})
 	if err := srv.Listen(cfg.Listen); err != nil {
 		return err

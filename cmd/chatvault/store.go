@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/datadir"
+	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres"
 )
 
@@ -24,6 +25,8 @@ type servedStore interface {
 	// SetEventSink receives every committed batch of events: on PostgreSQL, those committed by
 	// every process sharing the database.
 	SetEventSink(chatvault.EventSink)
+	// Keyring wraps the store's keys (the audit log's included); nil without encryption at rest.
+	Keyring() *keyring.Keyring
 }
 
 // postgresStore reports whether the configuration names a PostgreSQL store.

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/migrate"
@@ -126,7 +127,7 @@ func Postgres(url string) func(context.Context, Config) (*Report, error) {
 		if fsync != "on" {
 			rep.Notes = append(rep.Notes, "the PostgreSQL server runs with fsync off: its writes are not durable, so the ingest comparison flatters it")
 		}
-		cfg.measureSearch(ctx, rep, "postgres", chat.NewService(db, chatvault.SystemClock{}, chat.Config{}), sqs)
+		cfg.measureSearch(ctx, rep, "postgres", chat.NewService(db, chatvault.SystemClock{}, chat.Config{Audit: audit.New(db, db.Keyring(), chatvault.SystemClock{})}), sqs)
 		cfg.measureStore(ctx, rep, "postgres", db, qs, senders)
 		if err := measureMonthDrop(ctx, rep, db.Pool()); err != nil {
 			return nil, err

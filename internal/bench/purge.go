@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
@@ -179,7 +180,7 @@ func purge(ctx context.Context, cfg Config, expiredFraction float64) (*Report, e
 	}
 	store := &timedSteps{DB: l.db}
 	// The store shreds data keys left protecting nothing when the data set is encrypted.
-	ret := retention.New(store, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), l.db)
+	ret := retention.New(store, audit.New(l.db, l.db.Keyring(), clock), clock, slog.New(slog.NewTextHandler(io.Discard, nil)), l.db)
 	orgs, err := l.db.FindOrgs(ctx)
 	if err != nil {
 		return nil, err

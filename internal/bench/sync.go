@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlite"
@@ -288,7 +289,7 @@ func openSealed(dir string, logf func(string, ...any)) (*local, error) {
 	}
 	logf("opened the working copy with encryption at rest (sealing its plain bodies) in %.1fs", time.Since(t0).Seconds())
 	clock := chatvault.SystemClock{}
-	return &local{db: db, chat: chat.NewService(db, clock, chat.Config{}), accts: account.NewService(db, clock)}, nil
+	return &local{db: db, chat: chat.NewService(db, clock, chat.Config{Audit: audit.New(db, db.Keyring(), clock)}), accts: account.NewService(db, clock)}, nil
 }
 
 // addSyncUser adds a user to org with n conversations (each with the user and one other member of

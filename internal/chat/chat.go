@@ -1,7 +1,8 @@
 // Package chat holds the rules for conversations and messages: who may see, send, edit, recall or
 // hide what. Every read of message content goes through Service.read, the single path on which
-// membership windows, cleared history, hides and recalls are applied (and where the audit log of
-// reads by non-participants will hang).
+// membership windows, cleared history, hides and recalls are applied. The one read of content by
+// non-participants, org-wide search, is recorded through Config.Audit before its hits are
+// returned, and returns nothing when it cannot be.
 package chat
 
 import (
@@ -20,9 +21,14 @@ type Stores interface {
 	chatvault.MessageStore
 	chatvault.FeedStore
 	chatvault.SearchStore
-	RecordAudit(ctx context.Context, e *chatvault.AuditEntry) error
 	FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error)
 	SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error)
+}
+
+// Recorder writes audit entries and fails closed: an error means the entry was not written
+// (internal/audit).
+type Recorder interface {
+	Record(ctx context.Context, e *chatvault.AuditEntry) error
 }
 
 // Classifier flags new messages as important (the retention rules).
@@ -37,6 +43,9 @@ type Config struct {
 	RecallWindow time.Duration
 	// Classifier, when set, flags new messages as important.
 	Classifier Classifier
+	// Audit records reads of content by non-participants (org-wide search). Without it such
+	// reads are refused: no entry, no data.
+	Audit Recorder
 }
 
 // DefaultRecallWindow is the recall window unless configured otherwise.

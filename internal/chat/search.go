@@ -307,7 +307,10 @@ func (s *Service) auditOrgSearch(ctx context.Context, a chatvault.Actor, req Sea
 	if req.SenderID != "" {
 		details["sender_id"] = req.SenderID
 	}
-	err := s.store.RecordAudit(ctx, &chatvault.AuditEntry{OrgID: a.OrgID, At: s.clock.Now(), ActorID: a.UserID,
+	if s.cfg.Audit == nil {
+		return chatvault.Errorf(chatvault.EUNAVAILABLE, "org-wide search is off: this server has no audit log to record it in")
+	}
+	err := s.cfg.Audit.Record(ctx, &chatvault.AuditEntry{OrgID: a.OrgID, At: s.clock.Now(), ActorID: a.UserID,
 		Action: auditSearchOrg, Outcome: "ok", Details: details})
 	if err != nil {
 		return fmt.Errorf("record org-wide search: %w", err)

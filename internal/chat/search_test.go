@@ -21,6 +21,7 @@ import (
 	"unicode"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/bench"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/keyring"
@@ -220,8 +221,9 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	t.Logf("loaded, sealed and indexed %d messages in %v", size, time.Since(started).Round(time.Millisecond))
 
 	clock := &fixedClock{now: bench.End.Add(time.Hour)}
-	ret := retention.New(db, clock, nil, db)
-	svc := chat.NewService(db, clock, chat.Config{Classifier: ret})
+	aud := audit.New(db, db.Keyring(), clock)
+	ret := retention.New(db, aud, clock, nil, db)
+	svc := chat.NewService(db, clock, chat.Config{Classifier: ret, Audit: aud})
 	org := d.Orgs[0]
 	r := rand.New(rand.NewPCG(7, 11))
 
@@ -333,14 +335,16 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 		if db, err = sqlite.OpenWith(dir, sqlite.Options{Keyring: keyring.New(p, 0)}); err != nil {
 			t.Fatal(err)
 		}
-		ret = retention.New(db, clock, nil, db)
-		svc = chat.NewService(db, clock, chat.Config{Classifier: ret})
+		aud := audit.New(db, db.Keyring(), clock)
+		ret = retention.New(db, aud, clock, nil, db)
+		svc = chat.NewService(db, clock, chat.Config{Classifier: ret, Audit: aud})
 		pdb, err := postgres.Open(ctx, url, postgres.Options{Keyring: kr}) // indexes the copy
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pdb.Close() })
-		pgSvc = chat.NewService(pdb, clock, chat.Config{Classifier: retention.New(pdb, clock, nil, pdb)})
+		pgAud := audit.New(pdb, pdb.Keyring(), clock)
+		pgSvc = chat.NewService(pdb, clock, chat.Config{Classifier: retention.New(pdb, pgAud, clock, nil, pdb), Audit: pgAud})
 		t.Logf("copied to PostgreSQL and indexed there at %v", time.Since(started).Round(time.Millisecond))
 	}
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
@@ -66,14 +67,15 @@ func newTestServer(t *testing.T) *testServer {
 	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	accounts := account.NewService(db, clock)
 	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
-	ret := retention.New(db, clock, logger, nil)
-	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret})
+	aud := audit.New(db, db.Keyring(), clock)
+	ret := retention.New(db, aud, clock, logger, nil)
+	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret, Audit: aud})
 	h := hub.New(db, logger)
 	db.SetEventSink(h.Publish)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Hub: h, Store: db}, logger, cvhttp.Config{MaxBodyBytes: 64 << 10,
+	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Audit: aud, Hub: h, Store: db}, logger, cvhttp.Config{MaxBodyBytes: 64 << 10,
 		// Long, so a client the slow-consumer test stalls on purpose meets the queue bound, not
 		// this timeout, even on a loaded machine.
 		WSWriteTimeout: 2 * time.Minute})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
@@ -48,6 +49,7 @@ type Services struct {
 	Accounts  *account.Service
 	Chat      *chat.Service
 	Retention *retention.Service
+	Audit     *audit.Service
 	Hub       *hub.Hub
 	Store     Pinger
 }
@@ -57,6 +59,7 @@ type Server struct {
 	accounts  *account.Service
 	chat      *chat.Service
 	retention *retention.Service
+	audit     *audit.Service
 	hub       *hub.Hub
 	store     Pinger
 	logger    *slog.Logger
@@ -77,7 +80,7 @@ func NewServer(svc Services, logger *slog.Logger, cfg Config) *Server {
 	if cfg.WSWriteTimeout <= 0 {
 		cfg.WSWriteTimeout = 10 * time.Second
 	}
-	s := &Server{accounts: svc.Accounts, chat: svc.Chat, retention: svc.Retention, hub: svc.Hub, store: svc.Store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{accounts: svc.Accounts, chat: svc.Chat, retention: svc.Retention, audit: svc.Audit, hub: svc.Hub, store: svc.Store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
 	s.http = &http.Server{
 		Handler:           s,

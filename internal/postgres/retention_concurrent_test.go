@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
@@ -88,7 +89,7 @@ func TestRetentionConcurrentRuns(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	rets := []*retention.Service{retention.New(dbs[0], clk, quietLogger(), dbs[0]), retention.New(dbs[1], clk, quietLogger(), dbs[1])}
+	rets := []*retention.Service{retention.New(dbs[0], audit.New(dbs[0], dbs[0].Keyring(), clk), clk, quietLogger(), dbs[0]), retention.New(dbs[1], audit.New(dbs[1], dbs[1].Keyring(), clk), clk, quietLogger(), dbs[1])}
 	// Round 1 expires, round 2 (past the grace day) destroys; each round both processes at once.
 	for _, at := range []time.Time{t0.Add(60 * day), t0.Add(62 * day)} {
 		clk.set(at)

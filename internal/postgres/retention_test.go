@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/retention"
@@ -73,8 +74,9 @@ func newRetFixture(t *testing.T, p chatvault.Policy) *retFixture {
 // setup creates the org and its people, and the services over f.db.
 func (f *retFixture) setup(p chatvault.Policy) {
 	f.t.Helper()
-	f.ret = retention.New(f.db, f.clk, quietLogger(), f.db)
-	f.chat = chat.NewService(f.db, f.clk, chat.Config{Classifier: f.ret})
+	aud := audit.New(f.db, f.db.Keyring(), f.clk)
+	f.ret = retention.New(f.db, aud, f.clk, quietLogger(), f.db)
+	f.chat = chat.NewService(f.db, f.clk, chat.Config{Classifier: f.ret, Audit: aud})
 	org := &chatvault.Org{ID: uuid.NewString(), Slug: "acme", Name: "Acme", CreatedAt: t0}
 	f.org = org.ID
 	mk := func(name string, roles ...chatvault.Role) chatvault.Actor {

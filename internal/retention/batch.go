@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -64,8 +66,7 @@ func (s *Service) PreviewDeletion(ctx context.Context, a chatvault.Actor, f chat
 	}
 	if p.Locked {
 		err := chatvault.Errorf(chatvault.EFORBIDDEN, "the retention policy is locked: messages go only when the policy says")
-		s.audit(ctx, a, "deletion.preview", f.ConversationID+f.SenderID, reason, err, map[string]any{"filter": f})
-		return nil, err
+		return nil, s.refused(ctx, a, "deletion.preview", f.ConversationID+f.SenderID, reason, err, map[string]any{"filter": f})
 	}
 	now := s.clock.Now()
 	f.SentBefore = dayCutoff(now, p.MinDays)
@@ -118,6 +119,14 @@ func (s *Service) ConfirmDeletion(ctx context.Context, a chatvault.Actor, token 
 	}
 	f := pb.filter
 	f.SentBefore = dayCutoff(now, p.MinDays)
+	action, target := "deletion.execute", f.ConversationID+f.SenderID
+	if f.SenderID != "" && f.ConversationID == "" && f.From == nil && f.To == nil {
+		action = "erasure.execute"
+	}
+	// Recorded before anything goes, and again with what went (the count is known only after).
+	if err := s.recordOutcome(ctx, a, action, target, pb.reason, "started", map[string]any{"filter": f}); err != nil {
+		return nil, err
+	}
 	out := &DeletionResult{Filter: f, Items: []chatvault.PurgeRunItem{}}
 	run := &chatvault.PurgeRun{OrgID: a.OrgID, Totals: map[string]int{}}
 	err = s.forEachBatchConversation(ctx, a, f, func(convID string, step chatvault.DestroyStep) error {
@@ -136,11 +145,13 @@ func (s *Service) ConfirmDeletion(ctx context.Context, a chatvault.Actor, token 
 		return nil
 	})
 	out.Deleted, out.Items = run.Totals["destroyed"], append(out.Items, run.Items...)
-	action := "deletion.execute"
-	if f.SenderID != "" && f.ConversationID == "" && f.From == nil && f.To == nil {
-		action = "erasure.execute"
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed: " + chatvault.ErrorMessage(err)
 	}
-	s.audit(ctx, a, action, f.ConversationID+f.SenderID, pb.reason, err, map[string]any{"filter": f, "deleted": out.Deleted})
+	if rerr := s.recordOutcome(ctx, a, action, target, pb.reason, outcome, map[string]any{"filter": f, "deleted": out.Deleted}); rerr != nil {
+		return nil, errors.Join(err, fmt.Errorf("deleted %d messages: %w", out.Deleted, rerr))
+	}
 	return out, err
 }
 

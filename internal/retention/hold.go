@@ -53,10 +53,12 @@ func (s *Service) CreateHold(ctx context.Context, a chatvault.Actor, req HoldReq
 	}
 	h := &chatvault.Hold{OrgID: a.OrgID, ID: newID(), Name: name, Reason: reason, Custodians: nonNil(req.Custodians),
 		Conversations: nonNil(req.Conversations), From: req.From, To: req.To, CreatedBy: a.UserID, CreatedAt: s.clock.Now()}
-	if err := s.store.CreateHold(ctx, h); err != nil {
+	if err := s.record(ctx, a, "hold.create", h.ID, reason, map[string]any{"hold": h}); err != nil {
 		return nil, err
 	}
-	s.audit(ctx, a, "hold.create", h.ID, reason, nil, map[string]any{"hold": h})
+	if err := s.store.CreateHold(ctx, h); err != nil {
+		return nil, s.failed(ctx, a, "hold.create", h.ID, reason, err)
+	}
 	return h, nil
 }
 
@@ -80,11 +82,13 @@ func (s *Service) ReleaseHold(ctx context.Context, a chatvault.Actor, holdID, re
 	if strings.TrimSpace(reason) == "" {
 		return nil, chatvault.Invalidf("reason", "reason is required: say why the hold ends")
 	}
-	h, err := s.store.ReleaseHold(ctx, a.OrgID, holdID, a.UserID, s.clock.Now())
-	if err != nil {
+	if err := s.record(ctx, a, "hold.release", holdID, reason, nil); err != nil {
 		return nil, err
 	}
-	s.audit(ctx, a, "hold.release", holdID, reason, nil, nil)
+	h, err := s.store.ReleaseHold(ctx, a.OrgID, holdID, a.UserID, s.clock.Now())
+	if err != nil {
+		return nil, s.failed(ctx, a, "hold.release", holdID, reason, err)
+	}
 	return h, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
@@ -26,8 +27,8 @@ func TestPreviewCountsWholeConversationHoldAsHeld(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	clk := &clock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
-	ret := retention.New(db, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	svc := chat.NewService(db, clk, chat.Config{})
+	ret := retention.New(db, audit.New(db, db.Keyring(), clk), clk, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	svc := chat.NewService(db, clk, chat.Config{Audit: audit.New(db, db.Keyring(), clk)})
 	org := &chatvault.Org{ID: uuid.NewString(), Slug: "p", Name: "P", CreatedAt: clk.Now()}
 	user := func(name string, roles ...chatvault.Role) *chatvault.User {
 		return &chatvault.User{OrgID: org.ID, ID: uuid.NewString(), Username: name, DisplayName: name, PasswordHash: "x",

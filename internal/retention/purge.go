@@ -450,11 +450,22 @@ func (s *Service) RunNow(ctx context.Context, a chatvault.Actor, dryRun bool) (*
 	if err := chatvault.Authorize(a, chatvault.PermManageRetention); err != nil {
 		return nil, err
 	}
-	r, err := s.Run(ctx, a.OrgID, a.UserID, dryRun)
-	if err == nil && !dryRun {
-		s.audit(ctx, a, "retention.run", r.ID, "on demand", nil, map[string]any{"totals": r.Totals})
+	if dryRun {
+		return s.Run(ctx, a.OrgID, a.UserID, true)
 	}
-	return r, err
+	// The run's id is known only once it starts, and its totals once it ends: a "started" entry
+	// comes first, so no run goes unrecorded, and one with the outcome after.
+	if err := s.recordOutcome(ctx, a, "retention.run", a.OrgID, "on demand", "started", nil); err != nil {
+		return nil, err
+	}
+	r, err := s.Run(ctx, a.OrgID, a.UserID, false)
+	if err != nil {
+		return nil, s.failed(ctx, a, "retention.run", a.OrgID, "on demand", err)
+	}
+	if err := s.record(ctx, a, "retention.run", r.ID, "on demand", map[string]any{"totals": r.Totals}); err != nil {
+		return nil, fmt.Errorf("retention run %s finished: %w", r.ID, err)
+	}
+	return r, nil
 }
 
 // Restore brings back expired messages of a conversation that are still in the grace window
@@ -470,10 +481,12 @@ func (s *Service) Restore(ctx context.Context, a chatvault.Actor, convID string,
 	if _, err := s.store.FindConversation(ctx, a.OrgID, convID); err != nil {
 		return 0, err
 	}
-	res, err := s.store.RestoreExpired(ctx, a.OrgID, convID, fromSeq, toSeq, s.clock.Now())
-	if err != nil {
+	if err := s.record(ctx, a, "retention.restore", convID, reason, map[string]any{"from_seq": fromSeq, "to_seq": toSeq}); err != nil {
 		return 0, err
 	}
-	s.audit(ctx, a, "retention.restore", convID, reason, nil, map[string]any{"from_seq": fromSeq, "to_seq": toSeq, "restored": res.Count})
+	res, err := s.store.RestoreExpired(ctx, a.OrgID, convID, fromSeq, toSeq, s.clock.Now())
+	if err != nil {
+		return 0, s.failed(ctx, a, "retention.restore", convID, reason, err)
+	}
 	return res.Count, nil
 }

@@ -6,6 +6,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -17,11 +18,22 @@ import (
 
 // Stores is what retention needs from a store.
 type Stores interface {
-	chatvault.RetentionStore
-	chatvault.ConversationStore
-	chatvault.MessageStore
-	chatvault.OrgStore
-	chatvault.UserStore
+	chatvault.PolicyStore
+	chatvault.HoldStore
+	chatvault.ImportanceStore
+	chatvault.PurgeStepStore
+	chatvault.PurgeRunStore
+	FindOrgs(ctx context.Context) ([]*chatvault.Org, error)
+	FindUserByID(ctx context.Context, orgID, userID string) (*chatvault.User, error)
+	FindConversation(ctx context.Context, orgID, convID string) (*chatvault.Conversation, error)
+	FindUserConversations(ctx context.Context, orgID, userID string) ([]*chatvault.UserConversation, error)
+	FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*chatvault.Message, error)
+}
+
+// Recorder writes audit entries and fails closed: an error means the entry was not written
+// (internal/audit).
+type Recorder interface {
+	Record(ctx context.Context, e *chatvault.AuditEntry) error
 }
 
 // Shredder destroys data keys that no longer protect anything (crypto-shredding). Optional: set
@@ -33,6 +45,7 @@ type Shredder interface {
 // Service implements retention.
 type Service struct {
 	store    Stores
+	audit    Recorder
 	clock    chatvault.Clock
 	logger   *slog.Logger
 	shredder Shredder
@@ -40,9 +53,9 @@ type Service struct {
 	batches  *batchTokens
 }
 
-// New returns a retention service.
-func New(store Stores, clock chatvault.Clock, logger *slog.Logger, shredder Shredder) *Service {
-	return &Service{store: store, clock: clock, logger: logger, shredder: shredder,
+// New returns a retention service whose actions are written to the audit log through audit.
+func New(store Stores, audit Recorder, clock chatvault.Clock, logger *slog.Logger, shredder Shredder) *Service {
+	return &Service{store: store, audit: audit, clock: clock, logger: logger, shredder: shredder,
 		rules: newRuleCache(store, clock), batches: newBatchTokens()}
 }
 
@@ -143,15 +156,16 @@ func (s *Service) SetPolicy(ctx context.Context, a chatvault.Actor, next chatvau
 	if prev.Locked {
 		if cuts := shortenings(prev, &next); len(cuts) > 0 {
 			err := chatvault.Errorf(chatvault.EFORBIDDEN, "the retention policy is locked and cannot be shortened: %s", strings.Join(cuts, "; "))
-			s.audit(ctx, a, "retention.policy.update", a.OrgID, reason, err, map[string]any{"proposed": next})
-			return nil, err
+			return nil, s.refused(ctx, a, "retention.policy.update", a.OrgID, reason, err, map[string]any{"proposed": next})
 		}
 	}
 	next.UpdatedAt, next.UpdatedBy = s.clock.Now(), a.UserID
-	if err := s.store.SavePolicy(ctx, a.OrgID, &next); err != nil {
+	if err := s.record(ctx, a, "retention.policy.update", a.OrgID, reason, map[string]any{"previous": prev, "policy": next}); err != nil {
 		return nil, err
 	}
-	s.audit(ctx, a, "retention.policy.update", a.OrgID, reason, nil, map[string]any{"previous": prev, "policy": next})
+	if err := s.store.SavePolicy(ctx, a.OrgID, &next); err != nil {
+		return nil, s.failed(ctx, a, "retention.policy.update", a.OrgID, reason, err)
+	}
 	return &next, nil
 }
 
@@ -168,14 +182,16 @@ func (s *Service) Lock(ctx context.Context, a chatvault.Actor, reason string) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := s.record(ctx, a, "retention.policy.lock", a.OrgID, reason, nil); err != nil {
+		return nil, err
+	}
 	if !p.Locked {
 		now := s.clock.Now()
 		p.Locked, p.LockedAt, p.UpdatedAt, p.UpdatedBy = true, &now, now, a.UserID
 		if err := s.store.SavePolicy(ctx, a.OrgID, p); err != nil {
-			return nil, err
+			return nil, s.failed(ctx, a, "retention.policy.lock", a.OrgID, reason, err)
 		}
 	}
-	s.audit(ctx, a, "retention.policy.lock", a.OrgID, reason, nil, nil)
 	return p, nil
 }
 
@@ -215,14 +231,15 @@ func (s *Service) SetConversationRetention(ctx context.Context, a chatvault.Acto
 		}
 		if !longer(next, now) {
 			err := chatvault.Errorf(chatvault.EFORBIDDEN, "the retention policy is locked: this conversation keeps messages %s days and cannot go to %s", days(now), days(next))
-			s.audit(ctx, a, "retention.conversation.update", convID, reason, err, map[string]any{"days": d})
-			return err
+			return s.refused(ctx, a, "retention.conversation.update", convID, reason, err, map[string]any{"days": d})
 		}
 	}
-	if err := s.store.SetConversationRetention(ctx, a.OrgID, convID, d); err != nil {
+	if err := s.record(ctx, a, "retention.conversation.update", convID, reason, map[string]any{"days": d}); err != nil {
 		return err
 	}
-	s.audit(ctx, a, "retention.conversation.update", convID, reason, nil, map[string]any{"days": d})
+	if err := s.store.SetConversationRetention(ctx, a.OrgID, convID, d); err != nil {
+		return s.failed(ctx, a, "retention.conversation.update", convID, reason, err)
+	}
 	return nil
 }
 
@@ -310,25 +327,38 @@ func importantRetention(d int, p *chatvault.Policy) int {
 	return clamp(imp, p)
 }
 
-func (s *Service) audit(ctx context.Context, a chatvault.Actor, action, target, reason string, failure error, details map[string]any) {
-	outcome := "ok"
-	if failure != nil {
-		outcome = "refused: " + chatvault.ErrorMessage(failure)
-	}
-	e := &chatvault.AuditEntry{OrgID: a.OrgID, At: s.clock.Now(), ActorID: a.UserID, Action: action, Target: target,
-		Reason: reason, Outcome: outcome, Details: details}
-	if err := s.store.RecordAudit(ctx, e); err != nil {
-		// The action stands; the missing record is an operational failure to look into.
-		s.logger.Error("record audit entry", "action", action, "error", err)
-	}
+// Audited actions are recorded before they take effect, so none takes effect unrecorded: when
+// the entry cannot be written the action does not happen and the caller gets the error. When the
+// action then fails, a second entry with outcome "failed: ..." says so (if that one cannot be
+// written either, the log over-reports an action that did not happen, the safe side). A crash
+// between the entry and the change leaves the same over-report: only appending the entry in the
+// change's own transaction closes that gap (the evidence log's work).
+
+// record writes the entry of an action of a, with outcome "ok".
+func (s *Service) record(ctx context.Context, a chatvault.Actor, action, target, reason string, details map[string]any) error {
+	return s.recordOutcome(ctx, a, action, target, reason, "ok", details)
 }
 
-// Audit lists the org's newest audit entries.
-func (s *Service) Audit(ctx context.Context, a chatvault.Actor, limit int) ([]*chatvault.AuditEntry, error) {
-	if err := chatvault.Authorize(a, chatvault.PermReadAudit); err != nil {
-		return nil, err
+func (s *Service) recordOutcome(ctx context.Context, a chatvault.Actor, action, target, reason, outcome string, details map[string]any) error {
+	return s.audit.Record(ctx, &chatvault.AuditEntry{OrgID: a.OrgID, At: s.clock.Now(), ActorID: a.UserID, Action: action,
+		Target: target, Reason: reason, Outcome: outcome, Details: details})
+}
+
+// refused records a refusal and returns it; when the refusal cannot be recorded, that failure is
+// returned instead: it is the one an operator must see.
+func (s *Service) refused(ctx context.Context, a chatvault.Actor, action, target, reason string, refusal error, details map[string]any) error {
+	if err := s.recordOutcome(ctx, a, action, target, reason, "refused: "+chatvault.ErrorMessage(refusal), details); err != nil {
+		return err
 	}
-	return s.store.FindAudit(ctx, a.OrgID, limit)
+	return refusal
+}
+
+// failed records that an action already recorded did not take effect, and returns why.
+func (s *Service) failed(ctx context.Context, a chatvault.Actor, action, target, reason string, failure error) error {
+	if err := s.recordOutcome(ctx, a, action, target, reason, "failed: "+chatvault.ErrorMessage(failure), nil); err != nil {
+		return errors.Join(failure, err)
+	}
+	return failure
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -27,11 +27,13 @@ func (s *Service) CreateRule(ctx context.Context, a chatvault.Actor, pattern str
 		}
 	}
 	r := &chatvault.ImportantRule{OrgID: a.OrgID, ID: newID(), Pattern: pattern, Regex: regex, CreatedBy: a.UserID, CreatedAt: s.clock.Now()}
-	if err := s.store.CreateRule(ctx, r); err != nil {
+	if err := s.record(ctx, a, "retention.rule.create", r.ID, "", map[string]any{"pattern": pattern, "regex": regex}); err != nil {
 		return nil, err
 	}
+	if err := s.store.CreateRule(ctx, r); err != nil {
+		return nil, s.failed(ctx, a, "retention.rule.create", r.ID, "", err)
+	}
 	s.rules.forget(a.OrgID)
-	s.audit(ctx, a, "retention.rule.create", r.ID, "", nil, map[string]any{"pattern": pattern, "regex": regex})
 	return r, nil
 }
 
@@ -52,11 +54,13 @@ func (s *Service) DeleteRule(ctx context.Context, a chatvault.Actor, ruleID stri
 	if err := chatvault.Authorize(a, chatvault.PermManageRetention); err != nil {
 		return err
 	}
-	if err := s.store.DeleteRule(ctx, a.OrgID, ruleID); err != nil {
+	if err := s.record(ctx, a, "retention.rule.delete", ruleID, "", nil); err != nil {
 		return err
 	}
+	if err := s.store.DeleteRule(ctx, a.OrgID, ruleID); err != nil {
+		return s.failed(ctx, a, "retention.rule.delete", ruleID, "", err)
+	}
 	s.rules.forget(a.OrgID)
-	s.audit(ctx, a, "retention.rule.delete", ruleID, "", nil, nil)
 	return nil
 }
 
@@ -84,11 +88,14 @@ func (s *Service) Flag(ctx context.Context, a chatvault.Actor, convID, msgID str
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.store.SetImportance(ctx, a.OrgID, convID, m.Seq, a.UserID, chatvault.ImportantByAdmin, on, s.clock.Now())
-	if err != nil {
+	details := map[string]any{"important": on, "conversation_id": convID}
+	if err := s.record(ctx, a, "message.flag", msgID, "", details); err != nil {
 		return nil, err
 	}
-	s.audit(ctx, a, "message.flag", msgID, "", nil, map[string]any{"important": on, "conversation_id": convID})
+	out, err := s.store.SetImportance(ctx, a.OrgID, convID, m.Seq, a.UserID, chatvault.ImportantByAdmin, on, s.clock.Now())
+	if err != nil {
+		return nil, s.failed(ctx, a, "message.flag", msgID, "", err)
+	}
 	return out, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
@@ -132,7 +133,7 @@ func newSimulation(t *testing.T, seed uint64) *simulation {
 	t.Cleanup(func() { db.Close() })
 	clk := &clock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ret := retention.New(db, clk, logger, nil)
+	ret := retention.New(db, audit.New(db, db.Keyring(), clk), clk, logger, nil)
 	s := &simulation{t: t, rng: rand.New(rand.NewPCG(seed, 7)), ctx: context.Background(), clk: clk, db: db, ret: ret,
 		chat: chat.NewService(db, clk, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret}),
 		msgs: map[string][]*simMsg{}, overrides: map[string]*int{}, prefs: map[string]*int{}, lastRecall: map[string]time.Time{},

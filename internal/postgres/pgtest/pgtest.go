@@ -130,6 +130,15 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	return u.String()
 }
 
+// DataDir is the cluster's data directory (its tables and WAL), for tests that look at what
+// reaches the disk; empty for a server this package did not start.
+func (c *Cluster) DataDir() string {
+	if c.dir == "" {
+		return ""
+	}
+	return filepath.Join(c.dir, "data")
+}
+
 func external(raw string) (*Cluster, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
