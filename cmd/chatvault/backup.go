@@ -77,12 +77,14 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errPostgresStore("chatvault backup", "back PostgreSQL up with pg_basebackup and WAL archiving, or pg_dump (docs/scaling.md)")
 	}
 	logger := newLogger(cfg.Log, stderr)
-	var store *sqlite.DB
+	var store chatvault.BackupStore // nil unless the command takes a backup
 	if cmd == "create" {
-		if store, err = openStore(cfg); err != nil {
+		db, err := openStore(cfg)
+		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer db.Close()
+		store = db
 	}
 	job, err := newBackupJob(cfg, store, logger)
 	if err != nil {
@@ -208,7 +210,7 @@ func parseWithArg(fs *flag.FlagSet, args []string, want bool) (string, error) {
 
 // newBackupJob wires the backup job of a configuration; store may be nil for commands that do
 // not take backups.
-func newBackupJob(cfg Config, store *sqlite.DB, logger *slog.Logger) (*backup.Job, error) {
+func newBackupJob(cfg Config, store chatvault.BackupStore, logger *slog.Logger) (*backup.Job, error) {
 	bc := cfg.Backup
 	if !bc.Enabled() {
 		return nil, errors.New("no backup targets are configured: add a backup section with targets and recipients to the config file (see docs/operations.md)")
@@ -271,41 +273,6 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// startBackupSchedule runs scheduled backups in the server until stop is called (stop waits for
-// a run in progress to end, cancelled). Without targets nothing runs.
-func startBackupSchedule(cfg Config, store *sqlite.DB, logger *slog.Logger) (stop func(), err error) {
-	if !cfg.Backup.Enabled() {
-		logger.Info("backups are off: no backup targets configured (backup.targets)")
-		return func() {}, nil
-	}
-	job, err := newBackupJob(cfg, store, logger)
-	if err != nil {
-		return nil, err
-	}
-	sched, err := backup.ParseSchedule(cfg.Backup.Schedule)
-	if err != nil {
-		return nil, err
-	}
-	s := &backup.Scheduler{Job: job, Schedule: sched, Verify: cfg.Backup.Verify}
-	if cfg.Backup.IdentityFile != "" {
-		if s.Identities, err = backup.ReadIdentities(cfg.Backup.IdentityFile); err != nil {
-			return nil, fmt.Errorf("backup.identity_file: %w", err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	logger.Info("backups scheduled", "schedule", cfg.Backup.Schedule, "targets", len(job.Targets), "verify", s.Verify, "full_verify", len(s.Identities) > 0)
-	var stopped bool
-	return func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}, nil
 }
 
 func backupDefaults() BackupConfig { return backup.DefaultConfig() }

@@ -22,8 +22,8 @@ import (
 // These tests run several real `chatvault serve` processes on one PostgreSQL database.
 
 const (
-	logLeads    = "retention schedule: this instance runs it"
-	logStandby  = "retention schedule: another instance runs it; this one takes over if that one stops"
+	logLeads    = "scheduled jobs: this instance runs them"
+	logStandby  = "scheduled jobs: another instance runs them; this one takes over if that one stops"
 	logRun      = "retention run"
 	logCreated  = "created the first org and its admin; the admin's one-time password is in the file"
 	clusterText = "跨进程 message across processes 🚀"

@@ -205,7 +205,7 @@ func makeExpiredDataDir(t *testing.T, dir string) (orgID string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ret := retention.New(db, chatvault.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), shredderOf(db))
+	ret := retention.New(db, chatvault.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), db)
 	admin := chatvault.Actor{OrgID: org.ID, UserID: users[0].ID, Roles: users[0].Roles}
 	p := chatvault.DefaultPolicy()
 	p.DefaultDays, p.GraceDays = resumeKeepDays, 0

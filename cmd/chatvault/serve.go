@@ -15,8 +15,8 @@ import (
 	"github.com/chatvault/chatvault/internal/chat"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
+	"github.com/chatvault/chatvault/internal/jobs"
 	"github.com/chatvault/chatvault/internal/retention"
-	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
 // InitialPasswordFile holds the first admin's one-time password, readable only by the owner.
@@ -31,7 +31,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := newLogger(cfg.Log, stderr)
 
-	db, err := openServedStore(ctx, cfg, logger)
+	db, backups, err := openServing(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -42,19 +42,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := bootstrap(ctx, accounts, cfg.Data, logger.Info); err != nil {
 		return err
 	}
-	ret := retention.New(db, clock, logger, shredderOf(db))
-	leader, closeLeader := storeLeadership(cfg, "retention")
-	defer closeLeader()
-	stopRetention := startLedRetentionSchedule(retentionSchedule{Interval: time.Duration(cfg.Retention.Interval),
-		StartDelay: time.Duration(cfg.Retention.StartDelay), TakeoverCheck: time.Duration(cfg.Retention.TakeoverCheck), Leader: leader}, ret, logger)
-	defer stopRetention() // before the deferred db.Close
-	stopBackups := func() {}
-	if sq, ok := db.(*sqlite.DB); ok { // PostgreSQL is backed up with its own tools (Validate refuses backup targets)
-		if stopBackups, err = startBackupSchedule(cfg, sq, logger); err != nil {
-			return err
-		}
+	ret := retention.New(db, clock, logger, db)
+	runner, err := scheduledJobs(cfg, jobs.SystemClock{}, db, ret, backups, logger)
+	if err != nil {
+		return err
 	}
-	defer stopBackups() // before the deferred db.Close
+	stopJobs := startJobs(runner)
+	defer stopJobs() // before the deferred db.Close
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret})
 	live := hub.New(db, logger)
 	db.SetEventSink(live.Publish)
@@ -94,12 +88,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := <-served; err != nil {
 		return err
 	}
-	stopRetention()
-	stopBackups()
-	// Hand the schedule to another instance now rather than when the connection times out.
-	if err := closeLeader(); err != nil {
-		logger.Warn("release the retention schedule", "error", err)
-	}
+	stopJobs()
+	// Closing the store also hands the scheduled jobs to another instance at once.
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -129,13 +119,5 @@ func bootstrap(ctx context.Context, accounts *account.Service, dir string, info 
 	}
 	info("created the first org and its admin; the admin's one-time password is in the file",
 		"org", org.Slug, "username", admin.Username, "password_file", path)
-	return nil
-}
-
-// shredderOf returns the store's crypto-shredding hook when the store has one (encryption at rest).
-func shredderOf(db any) retention.Shredder {
-	if s, ok := db.(retention.Shredder); ok {
-		return s
-	}
 	return nil
 }

@@ -183,21 +183,34 @@ func (r *Runner) term(ctx context.Context, jobs []Job) {
 	r.log.Info("scheduled jobs: this instance runs them", "jobs", names)
 	termCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var once sync.Once
+	// stillLeads checks the lead, and ends the term when it is lost or unknown.
+	stillLeads := func() bool {
+		if r.leader == nil {
+			return true
+		}
+		lead, err := r.leader.Lead(termCtx)
+		if termCtx.Err() != nil {
+			return false
+		}
+		if err != nil || !lead {
+			once.Do(func() {
+				r.log.Warn("scheduled jobs: this instance lost the lead; stopping its runs (the next leader resumes them)", "error", err)
+				cancel()
+			})
+			return false
+		}
+		return true
+	}
 	var wg sync.WaitGroup
 	for _, j := range jobs {
-		wg.Go(func() { r.loop(ctx, termCtx, j) })
+		wg.Go(func() { r.loop(ctx, termCtx, j, stillLeads) })
 	}
 	if r.leader == nil {
 		<-ctx.Done()
-	}
-	for r.leader != nil && r.clock.Sleep(termCtx, r.check) == nil {
-		lead, err := r.leader.Lead(termCtx)
-		if termCtx.Err() != nil {
-			break
-		}
-		if err != nil || !lead {
-			r.log.Warn("scheduled jobs: this instance lost the lead; stopping its runs (the next leader resumes them)", "error", err)
-			break
+	} else {
+		for r.clock.Sleep(termCtx, r.check) == nil && stillLeads() {
+			// Checked every LeaderCheck, so that a run in progress stops once the lead is gone.
 		}
 	}
 	cancel()
@@ -207,10 +220,12 @@ func (r *Runner) term(ctx context.Context, jobs []Job) {
 // loop runs one job on its schedule until termCtx ends. One loop per job and term, and terms one
 // after another, is what keeps a job from running twice at once: a run that lasts past the next
 // due time delays that run, it does not overlap it.
-func (r *Runner) loop(ctx, termCtx context.Context, j Job) {
+func (r *Runner) loop(ctx, termCtx context.Context, j Job, stillLeads func() bool) {
 	next := j.Schedule.First(r.clock.Now())
 	for {
-		if r.clock.Sleep(termCtx, next.Sub(r.clock.Now())) != nil {
+		// The lead is checked again right before each run, not only every LeaderCheck: a run is
+		// the one thing two processes must not do at once.
+		if r.clock.Sleep(termCtx, next.Sub(r.clock.Now())) != nil || !stillLeads() {
 			return
 		}
 		start := r.clock.Now()
