@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/jackc/pgx/v5"
 )
@@ -81,7 +82,7 @@ func TestEventsReachEveryProcess(t *testing.T) {
 	m := w.send(t, a, c, "你好 from A", jan)
 	w.send(t, b, c, "hello from B", jan)
 	for name, s := range sinks {
-		waitFor(t, "both messages on "+name, func() bool { return s.messages() == 2 })
+		clocktest.Until(t, "both messages on "+name, func() bool { return s.messages() == 2 })
 		var texts []string
 		for _, ev := range s.snapshot() {
 			if ev.Kind != chatvault.EventMessage {
@@ -108,7 +109,7 @@ func TestEventsReachEveryProcess(t *testing.T) {
 		t.Fatalf("LastEventID() = %v", err)
 	}
 	for name, s := range sinks {
-		waitFor(t, "events on "+name, func() bool {
+		clocktest.Until(t, "events on "+name, func() bool {
 			evs := s.snapshot()
 			return len(evs) > 0 && evs[len(evs)-1].ID == last
 		})
@@ -141,7 +142,7 @@ func TestListenerResumesAfterReconnect(t *testing.T) {
 		// Wait for the listener's new session (not one ended before, which may linger in
 		// pg_stat_activity while it exits), end it, then write at once.
 		var pid int32
-		waitFor(t, "the listener's session", func() bool {
+		clocktest.Until(t, "the listener's session", func() bool {
 			rows, err := admin.Query(context.Background(), `SELECT pid FROM pg_stat_activity
 				WHERE datname = current_database() AND application_name = $1`, postgres.ListenerName)
 			if err != nil {
@@ -164,7 +165,7 @@ func TestListenerResumesAfterReconnect(t *testing.T) {
 			w.send(t, db, c, fmt.Sprintf("round %d message %d", r, i), jan)
 		}
 	}
-	waitFor(t, "every message", func() bool { return s.messages() >= rounds*perRound })
+	clocktest.Until(t, "every message", func() bool { return s.messages() >= rounds*perRound })
 	evs := s.snapshot()
 	checkOrder(t, "listener", evs)
 	seqs := map[int64]bool{}
@@ -195,7 +196,7 @@ func TestRevocationIsPublished(t *testing.T) {
 	if err := db.RevokeDevice(context.Background(), w.org.ID, w.users[1].ID, d.ID, jan); err != nil {
 		t.Fatalf("RevokeDevice() = %v", err)
 	}
-	waitFor(t, "the revocation", func() bool { return len(s.snapshot()) > 0 })
+	clocktest.Until(t, "the revocation", func() bool { return len(s.snapshot()) > 0 })
 	ev := s.snapshot()[0]
 	if ev.Kind != chatvault.EventDeviceRevoked || ev.DeviceID != d.ID || ev.Subject != w.users[1].ID {
 		t.Fatalf("event = %+v, want device_revoked for %s", ev, d.ID)
