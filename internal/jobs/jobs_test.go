@@ -369,3 +369,23 @@ func TestAddRefuses(t *testing.T) {
 		t.Errorf("Names() = %s; want [a]", got)
 	}
 }
+
+// The lead is checked right before each run, not only every LeaderCheck: a process that lost the
+// lead since its last check does not start a run.
+func TestLeadCheckedBeforeEachRun(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(start)
+	leader := &flipLeader{}
+	leader.lead.Store(true)
+	c := &counter{clock: clock}
+	h := startRunner(t, clock, jobs.Config{Leader: leader, LeaderCheck: time.Hour},
+		jobs.Job{Name: "retention", Schedule: jobs.Every(time.Minute).StartAfter(0), Run: c.run})
+	h.settle(2) // the job, after its first run, and the hourly watch
+	wantRuns(t, c, start)
+	leader.lead.Store(false)
+	// The job is due before the watch: it checks, finds the lead gone, and ends the term.
+	clock.Advance(time.Minute)
+	clocktest.Until(t, "the lost lead noted", func() bool { return strings.Contains(h.logs.String(), "this instance lost the lead") })
+	h.settle(1) // only the standby's check sleeps: the term has ended
+	wantRuns(t, c, start)
+}
