@@ -96,7 +96,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "pin it in the config of every machine you restore or verify on: backup: {manifest_public_key: KEY}")
 		return nil
 	}
-	var store *sqlite.DB
+	var store chatvault.BackupStore // nil unless the command takes a backup
 	// list and prune work on the targets only; verify restores into its own directory under
 	// DATA/backup/work; create snapshots the store and advances the journal.
 	if cmd == "create" || cmd == "verify" {
@@ -110,10 +110,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer lock.Release()
 		if cmd == "create" {
-			if store, err = openStore(cfg, lock); err != nil {
+			db, err := openStore(cfg, lock)
+			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer db.Close()
+			store = db
 		}
 	}
 	job, err := newBackupJob(cfg, store, logger)
@@ -247,7 +249,7 @@ func parseWithArg(fs *flag.FlagSet, args []string, want bool) (string, error) {
 
 // newBackupJob wires the backup job of a configuration; store may be nil for commands that do
 // not take backups.
-func newBackupJob(cfg Config, store *sqlite.DB, logger *slog.Logger) (*backup.Job, error) {
+func newBackupJob(cfg Config, store chatvault.BackupStore, logger *slog.Logger) (*backup.Job, error) {
 	bc := cfg.Backup
 	if !bc.Enabled() {
 		return nil, errors.New("no backup targets are configured: add a backup section with targets and recipients to the config file (see docs/operations.md)")
@@ -357,41 +359,6 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// startBackupSchedule runs scheduled backups in the server until stop is called (stop waits for
-// a run in progress to end, cancelled). Without targets nothing runs.
-func startBackupSchedule(cfg Config, store *sqlite.DB, logger *slog.Logger) (stop func(), err error) {
-	if !cfg.Backup.Enabled() {
-		logger.Info("backups are off: no backup targets configured (backup.targets)")
-		return func() {}, nil
-	}
-	job, err := newBackupJob(cfg, store, logger)
-	if err != nil {
-		return nil, err
-	}
-	sched, err := backup.ParseSchedule(cfg.Backup.Schedule)
-	if err != nil {
-		return nil, err
-	}
-	s := &backup.Scheduler{Job: job, Schedule: sched, Verify: cfg.Backup.Verify}
-	if cfg.Backup.IdentityFile != "" {
-		if s.Identities, err = backup.ReadIdentities(cfg.Backup.IdentityFile); err != nil {
-			return nil, fmt.Errorf("backup.identity_file: %w", err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	logger.Info("backups scheduled", "schedule", cfg.Backup.Schedule, "targets", len(job.Targets), "verify", s.Verify, "full_verify", len(s.Identities) > 0)
-	var stopped bool
-	return func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}, nil
 }
 
 func backupDefaults() BackupConfig { return backup.DefaultConfig() }

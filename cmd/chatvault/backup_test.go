@@ -9,13 +9,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/clocktest"
 )
 
 // backupSetup makes a data directory with a few messages, an age identity, a real S3 server
@@ -142,14 +142,12 @@ func TestScheduledBackupInServer(t *testing.T) {
 	os.WriteFile(cfgFile, []byte(strings.Replace(string(raw), "backup:\n", fmt.Sprintf("backup:\n  schedule: '@every 1s'\n  identity_file: %s\n", idFile), 1)), 0o600)
 	t.Setenv("CHATVAULT_CONFIG", cfgFile)
 	_, logs, stop := serveInProcess(t, dir)
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(logs.String(), "backup verified") {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("no verified backup within 20s:\n%s", logs)
+	clocktest.Poll(t, "a verified backup", func() error {
+		if !strings.Contains(logs.String(), "backup verified") {
+			return fmt.Errorf("none yet:\n%s", logs)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,7 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/chatvault/chatvault/internal/clocktest"
 )
 
 // syncBuffer collects a command's log output while it runs.
@@ -43,24 +45,19 @@ func serveInProcess(t *testing.T, dir string) (addr string, logs *syncBuffer, st
 	go func() {
 		done <- run(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, io.Discard, logs)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	t.Cleanup(cancel)
+	clocktest.Poll(t, "serve listening", func() error {
 		if m := listenLine.FindStringSubmatch(logs.String()); m != nil {
 			addr = m[1]
-			break
+			return nil
 		}
 		select {
 		case err := <-done:
-			cancel()
 			t.Fatalf("serve exited early: %v\n%s", err, logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("serve did not start:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("serve did not start:\n%s", logs)
+	})
 	return addr, logs, func() error { cancel(); return <-done }
 }
 

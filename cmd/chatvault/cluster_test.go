@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 )
@@ -22,8 +23,8 @@ import (
 // These tests run several real `chatvault serve` processes on one PostgreSQL database.
 
 const (
-	logLeads    = "retention schedule: this instance runs it"
-	logStandby  = "retention schedule: another instance runs it; this one takes over if that one stops"
+	logLeads    = "scheduled jobs: this instance runs them"
+	logStandby  = "scheduled jobs: another instance runs them; this one takes over if that one stops"
 	logRun      = "retention run"
 	logCreated  = "created the first org and its admin; the admin's one-time password is in the file"
 	clusterText = "跨进程 message across processes 🚀"
@@ -120,7 +121,7 @@ func TestClusterTwoServersOneDatabase(t *testing.T) {
 
 	// Exactly one instance runs the retention schedule; kill -9 it and the other takes over.
 	var leader, standby *serverProc
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	clocktest.Poll(t, "one leader that has run, and one standby", func() error {
 		la, lb := a.logged(logLeads), b.logged(logLeads)
 		switch {
 		case la == 1 && lb == 0 && a.logged(logRun) > 0 && b.logged(logStandby) == 1:
@@ -137,7 +138,7 @@ func TestClusterTwoServersOneDatabase(t *testing.T) {
 		t.Fatalf("the standby ran the retention job %d times; want 0", standby.logged(logRun))
 	}
 	leader.kill()
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	clocktest.Poll(t, "the takeover", func() error {
 		if standby.logged(logLeads) != 1 || standby.logged(logRun) == 0 {
 			return fmt.Errorf("after the leader's death the other logged %d leads and %d runs; want 1 and at least 1",
 				standby.logged(logLeads), standby.logged(logRun))

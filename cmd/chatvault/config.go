@@ -73,7 +73,7 @@ func DefaultConfig() Config {
 		MaxBodyBytes: 64 << 10,
 		RecallWindow: Duration(2 * time.Minute),
 		Log:          LogConfig{Level: "info", Format: "text"},
-		Retention: RetentionConfig{Interval: Duration(time.Hour), StartDelay: Duration(firstRetentionRun),
+		Retention: RetentionConfig{Interval: Duration(time.Hour), StartDelay: Duration(defaultRetentionStartDelay),
 			TakeoverCheck: Duration(defaultTakeoverCheck)},
 		Backup: backupDefaults(),
 	}
@@ -101,7 +101,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateTLS()...)
-	errs = append(errs, c.Retention.validate()...)
+	errs = append(errs, c.validateSchedules()...)
 	if err := c.Backup.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatvault/chatvault/internal/clocktest"
 )
 
 // These tests run the real binary as a separate process, kill it, and check what survives on disk.
@@ -154,7 +156,7 @@ func (p *serverProc) waitListening(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("chatvault serve logged no \"listening\" line within 30s\n%s", p.tail(40))
 	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	clocktest.Poll(t, "GET /readyz = 200", func() error {
 		resp, err := p.client.Get(p.URL + "/readyz")
 		if err != nil {
 			return err
@@ -211,23 +213,6 @@ func (p *serverProc) logLines() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.logs...)
-}
-
-// checkFor calls f every interval until it returns nil, and fails the test if it still fails after
-// timeout.
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
 }
 
 // do sends a JSON request and decodes a 2xx response into out. err is set only when no complete
@@ -551,7 +536,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	l := startLoad(srv, token, convID, 1, 16)
 	// Shut down mid-load: once writes are flowing, not after a guessed delay.
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	clocktest.Poll(t, "200 acknowledged messages", func() error {
 		if n := l.acked.Load(); n < 200 {
 			return fmt.Errorf("%d messages acknowledged; want 200 before SIGTERM", n)
 		}

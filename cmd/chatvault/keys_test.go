@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/google/uuid"
 )
 
@@ -116,14 +118,13 @@ func TestServeSelfSignedTLS(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; {
+	clocktest.Poll(t, "serve listening", func() error {
 		if m := listenLine.FindStringSubmatch(logs.String()); m != nil {
 			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("serve did not start:\n%s", logs)
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("serve did not start:\n%s", logs)
+	})
 	if !strings.Contains(logs.String(), "tls=true") {
 		t.Fatalf("the listening line does not say TLS is on:\n%s", logs)
 	}

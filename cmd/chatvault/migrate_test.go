@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 )
 
@@ -30,7 +31,7 @@ func serveWith(t *testing.T, args ...string) (p *serverProc, stop func() error) 
 		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--retention-interval", "0"}, args...), io.Discard, logs)
 	}()
 	var addr string
-	checkFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+	clocktest.Poll(t, "serve listening", func() error {
 		select {
 		case err := <-done:
 			cancel()

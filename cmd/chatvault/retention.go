@@ -64,7 +64,7 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		slugs[o.ID] = o.Slug
 	}
 
-	ret := retention.New(db, audit.New(db, db.Keyring(), chatvault.SystemClock{}), chatvault.SystemClock{}, logger, shredderOf(db))
+	ret := retention.New(db, audit.New(db, db.Keyring(), chatvault.SystemClock{}), chatvault.SystemClock{}, logger, db)
 	t0 := time.Now()
 	runs, err := ret.RunAll(ctx, *dryRun)
 	// What finished before an error is still reported: those runs are done and certified.

@@ -201,7 +201,7 @@ func makeExpiredDataDir(t *testing.T, dir string) (orgID string) {
 	// Open as the binary does: with the key file, which seals the plain bodies.
 	db, done := openLocked(t, dir)
 	defer done()
-	ret := retention.New(db, audit.New(db, db.Keyring(), chatvault.SystemClock{}), chatvault.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), shredderOf(db))
+	ret := retention.New(db, audit.New(db, db.Keyring(), chatvault.SystemClock{}), chatvault.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), db)
 	admin := chatvault.Actor{OrgID: org.ID, UserID: users[0].ID, Roles: users[0].Roles}
 	p := chatvault.DefaultPolicy()
 	p.DefaultDays, p.GraceDays = resumeKeepDays, 0

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,10 +9,16 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/jobs"
 )
 
-// This file holds the retention schedule: its setting and the loop serve runs it in.
+// This file holds all of serve's scheduling: the settings (retention.*, backup.schedule) and the
+// jobs registered with the one runner (internal/jobs): retention, backups, and shipping the
+// deletion journal between backups. They run on the instance that leads (the store's Lead).
 
 // RetentionConfig says how often the server runs the retention job.
 type RetentionConfig struct {
@@ -22,9 +27,10 @@ type RetentionConfig struct {
 	// StartDelay is how long after the server starts (or takes the schedule over from another
 	// instance) the first run begins: soon, but after the first clients have reconnected.
 	StartDelay Duration `yaml:"start_delay"`
-	// TakeoverCheck is how often an instance that does not run the schedule (another instance on
-	// the same PostgreSQL store does) checks whether it should take it over. With SQLite there is
-	// one instance, which always runs it.
+	// TakeoverCheck is how often an instance that does not run the scheduled jobs (another
+	// instance on the same PostgreSQL store does) checks whether it should take them over, and how
+	// often the instance that runs them checks that it still does. With SQLite there is one
+	// instance, which always runs them.
 	TakeoverCheck Duration `yaml:"takeover_check"`
 }
 
@@ -34,6 +40,27 @@ const (
 	minRetentionInterval = time.Minute
 	maxRetentionInterval = 24 * time.Hour
 )
+
+// Defaults of the schedules.
+const (
+	// defaultRetentionStartDelay is the default of retention.start_delay: soon after start, but
+	// after the server is up and the first clients have reconnected.
+	defaultRetentionStartDelay = 30 * time.Second
+	// defaultTakeoverCheck is the default of retention.takeover_check.
+	defaultTakeoverCheck = jobs.DefaultLeaderCheck
+	// journalInterval is how often the deletion journal is shipped between backups: the longest a
+	// deletion can go unrecorded outside the server.
+	journalInterval = time.Minute
+)
+
+// validateSchedules checks every schedule setting.
+func (c Config) validateSchedules() []error {
+	errs := c.Retention.validate()
+	if _, err := jobs.Cron(c.Backup.Schedule); err != nil {
+		errs = append(errs, fmt.Errorf("backup.schedule: %q: %v (use 5-field cron like \"0 3 * * *\", or @daily, @hourly, @every 6h)", c.Backup.Schedule, err))
+	}
+	return errs
+}
 
 func (r RetentionConfig) validate() []error {
 	var errs []error
@@ -63,7 +90,7 @@ func addRetentionFlags(fs *flag.FlagSet, cfg *Config) {
 	}
 	durationFlag("retention-interval", "how often the retention job runs, e.g. 1h; 0 turns it off (env CHATVAULT_RETENTION_INTERVAL)", &cfg.Retention.Interval)
 	durationFlag("retention-start-delay", "how long after start (or takeover) the first retention run begins (env CHATVAULT_RETENTION_START_DELAY)", &cfg.Retention.StartDelay)
-	durationFlag("retention-takeover-check", "how often an instance that does not run the retention schedule checks whether to take it over (env CHATVAULT_RETENTION_TAKEOVER_CHECK)", &cfg.Retention.TakeoverCheck)
+	durationFlag("retention-takeover-check", "how often an instance that does not run the scheduled jobs checks whether to take them over (env CHATVAULT_RETENTION_TAKEOVER_CHECK)", &cfg.Retention.TakeoverCheck)
 }
 
 func applyRetentionEnv(cfg *Config) error {
@@ -91,138 +118,84 @@ type retentionJob interface {
 	RunAll(ctx context.Context, dryRun bool) ([]*chatvault.PurgeRun, error)
 }
 
-// leadership decides which of the processes sharing a store runs a scheduled job.
-type leadership interface {
-	// Lead reports whether this process runs the job now, taking the lead when nobody holds it.
-	// While it leads, a call checks that it still does.
-	Lead(ctx context.Context) (bool, error)
-}
-
-// soleInstance is the leadership of a store only one process opens (SQLite): it always leads.
-type soleInstance struct{}
-
-func (soleInstance) Lead(context.Context) (bool, error) { return true, nil }
-
-// firstRetentionRun is the default of retention.start_delay: how long after start the schedule's
-// first run begins: soon, but after the server is up and the first clients have reconnected.
-var firstRetentionRun = 30 * time.Second
-
-// defaultTakeoverCheck is the default of retention.takeover_check.
-const defaultTakeoverCheck = 15 * time.Second
-
-// retentionSchedule is when and where the retention job runs.
-type retentionSchedule struct {
-	Interval      time.Duration // 0: the schedule is off
-	StartDelay    time.Duration // before the first run, after start or takeover
-	TakeoverCheck time.Duration // how often a process that does not lead tries to
-	Leader        leadership
-}
-
-// startRetentionSchedule runs the retention job in every org every interval, the first time
-// shortly after start, until stop is called; this process is the only one that runs it.
-func startRetentionSchedule(interval time.Duration, job retentionJob, logger *slog.Logger) (stop func()) {
-	return startLedRetentionSchedule(retentionSchedule{Interval: interval, StartDelay: firstRetentionRun,
-		TakeoverCheck: defaultTakeoverCheck, Leader: soleInstance{}}, job, logger)
-}
-
-// startLedRetentionSchedule runs the retention job every s.Interval while this process leads
-// (s.Leader), and checks every s.TakeoverCheck whether to take the lead while it does not. A
-// process that takes the lead runs the job s.StartDelay later, like a fresh start. stop cancels a
-// run in progress (the next run, here or in the process that takes over, resumes it) and returns
-// once the loop has ended, so the store can be closed after it. With interval 0 nothing runs. stop
-// may be called more than once.
-func startLedRetentionSchedule(s retentionSchedule, job retentionJob, logger *slog.Logger) (stop func()) {
-	if s.Interval <= 0 {
+// scheduledJobs returns the runner with every job cfg schedules: retention unless
+// retention.interval is 0; with backup targets (SQLite only: backups is nil on PostgreSQL, and
+// Validate refuses targets there), backups and the deletion journal. clock is the runner's time.
+func scheduledJobs(cfg Config, clock jobs.Clock, leader jobs.Leader, ret retentionJob, backups chatvault.BackupStore,
+	logger *slog.Logger) (*jobs.Runner, error) {
+	r := jobs.New(jobs.Config{Clock: clock, Logger: logger, Leader: leader, LeaderCheck: time.Duration(cfg.Retention.TakeoverCheck)})
+	if interval := time.Duration(cfg.Retention.Interval); interval > 0 {
+		sched := jobs.Every(interval).StartAfter(time.Duration(cfg.Retention.StartDelay))
+		if err := r.Add(jobs.Job{Name: "retention", Schedule: sched, Run: func(ctx context.Context) error {
+			return retentionOnce(ctx, ret, logger)
+		}}); err != nil {
+			return nil, err
+		}
+	} else {
 		logger.Info("retention schedule is off (retention.interval 0): run `chatvault retention run` to apply retention")
-		return func() {}
 	}
+	if !cfg.Backup.Enabled() || backups == nil {
+		logger.Info("backups are off: no backup targets configured (backup.targets)")
+		return r, nil
+	}
+	job, err := newBackupJob(cfg, backups, logger)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := jobs.Cron(cfg.Backup.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("backup.schedule: %w", err)
+	}
+	var ids []age.Identity
+	if cfg.Backup.IdentityFile != "" {
+		if ids, err = backup.ReadIdentities(cfg.Backup.IdentityFile); err != nil {
+			return nil, fmt.Errorf("backup.identity_file: %w", err)
+		}
+	}
+	// A backup ships the journal first; a scheduled shipment during a backup has nothing to add
+	// and would race it for the journal's state file, so it lets that one be.
+	var shipping sync.Mutex
+	err = r.Add(jobs.Job{Name: "backup", Schedule: sched, Run: func(ctx context.Context) error {
+		shipping.Lock()
+		defer shipping.Unlock()
+		return job.Scheduled(ctx, cfg.Backup.Verify, ids)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	err = r.Add(jobs.Job{Name: "deletion-journal", Schedule: jobs.Every(journalInterval), Run: func(ctx context.Context) error {
+		if !shipping.TryLock() {
+			return nil
+		}
+		defer shipping.Unlock()
+		if _, err := job.ShipJournal(ctx); err != nil {
+			return fmt.Errorf("ship the deletion journal (retried at the next run): %w", err)
+		}
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("backups scheduled", "schedule", cfg.Backup.Schedule, "targets", len(job.Targets), "verify", cfg.Backup.Verify,
+		"full_verify", len(ids) > 0)
+	return r, nil
+}
+
+// startJobs runs r until stop is called; stop returns once every run in progress has returned
+// (cancelled: the next run, here or on the instance that takes over, resumes it), so the store
+// can be closed after it. stop may be called more than once.
+func startJobs(r *jobs.Runner) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		timer := time.NewTimer(0)
-		defer timer.Stop()
-		leading, standbyLogged := false, false
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-			lead, err := s.Leader.Lead(ctx)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				// Unknown is treated as not leading: two runs at once must not happen, a late run may.
-				logger.Warn("retention schedule: cannot tell whether this instance runs it; checking again later", "error", err)
-				leading = false
-				timer.Reset(s.TakeoverCheck)
-			case !lead:
-				if leading || !standbyLogged {
-					logger.Info("retention schedule: another instance runs it; this one takes over if that one stops",
-						"check_every", s.TakeoverCheck)
-					standbyLogged = true
-				}
-				leading = false
-				timer.Reset(s.TakeoverCheck)
-			case !leading:
-				leading = true
-				if _, sole := s.Leader.(soleInstance); !sole {
-					logger.Info("retention schedule: this instance runs it", "first_run_in", min(s.StartDelay, s.Interval), "interval", s.Interval)
-				}
-				timer.Reset(min(s.StartDelay, s.Interval))
-			default:
-				runCtx, end := s.watchLead(ctx, logger)
-				runRetentionOnce(ctx, runCtx, job, logger)
-				end()
-				timer.Reset(s.Interval)
-			}
-		}
-	}()
+	go func() { defer close(done); r.Run(ctx) }()
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cancel()
-			<-done
-		})
-	}
+	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
-// watchLead returns the context of one run: it ends when this process stops leading (its lock
-// connection died, so another process may take over), checked every TakeoverCheck. A run cut
-// short is resumed by the next one, wherever that runs. end releases the watch.
-func (s retentionSchedule) watchLead(ctx context.Context, logger *slog.Logger) (runCtx context.Context, end func()) {
-	runCtx, cancel := context.WithCancel(ctx)
-	if _, sole := s.Leader.(soleInstance); sole {
-		return runCtx, cancel
-	}
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		t := time.NewTicker(s.TakeoverCheck)
-		defer t.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-t.C:
-			}
-			if lead, err := s.Leader.Lead(runCtx); runCtx.Err() == nil && (err != nil || !lead) {
-				logger.Warn("retention schedule: this instance lost the lead; stopping its run (the next leader resumes it)", "error", err)
-				cancel()
-				return
-			}
-		}
-	}()
-	return runCtx, func() { cancel(); <-watched }
-}
-
-// runRetentionOnce runs the job once in runCtx (ctx, or a context that ends when this process
-// stops leading) and logs the outcome: one line per org, and any error once.
-func runRetentionOnce(ctx, runCtx context.Context, job retentionJob, logger *slog.Logger) {
-	t0 := time.Now()
-	runs, err := job.RunAll(runCtx, false)
+// retentionOnce runs the retention job once in every org and logs one line per org. A failure is
+// returned for the runner to log.
+func retentionOnce(ctx context.Context, job retentionJob, logger *slog.Logger) error {
+	runs, err := job.RunAll(ctx, false)
 	for _, r := range runs {
 		took := time.Duration(0)
 		if r.FinishedAt != nil {
@@ -232,13 +205,8 @@ func runRetentionOnce(ctx, runCtx context.Context, job retentionJob, logger *slo
 			"restored", r.Totals["restored"], "data_keys_destroyed", r.Totals["data_keys_destroyed"], "holds", len(r.Holds),
 			"took", took.Round(time.Millisecond))
 	}
-	switch {
-	case err == nil:
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		logger.Info("retention run stopped by shutdown; the next run resumes it", "after", time.Since(t0).Round(time.Millisecond))
-	case runCtx.Err() != nil && errors.Is(err, runCtx.Err()):
-		logger.Info("retention run stopped: this instance no longer leads; the next leader resumes it", "after", time.Since(t0).Round(time.Millisecond))
-	default:
-		logger.Error("retention run failed; the next run resumes it", "error", err, "after", time.Since(t0).Round(time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("retention run (the next run resumes it): %w", err)
 	}
+	return nil
 }

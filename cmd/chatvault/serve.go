@@ -17,8 +17,8 @@ import (
 	"github.com/chatvault/chatvault/internal/datadir"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
+	"github.com/chatvault/chatvault/internal/jobs"
 	"github.com/chatvault/chatvault/internal/retention"
-	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
 // InitialPasswordFile holds the first admin's one-time password, readable only by the owner.
@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer lock.Release() // last: after the store is closed
 
-	db, err := openServedStore(ctx, cfg, lock, logger)
+	db, backups, err := openServing(ctx, cfg, lock, logger)
 	if err != nil {
 		return err
 	}
@@ -50,19 +50,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	auditLog := audit.New(db, db.Keyring(), clock)
-	ret := retention.New(db, auditLog, clock, logger, shredderOf(db))
-	leader, closeLeader := storeLeadership(cfg, "retention")
-	defer closeLeader()
-	stopRetention := startLedRetentionSchedule(retentionSchedule{Interval: time.Duration(cfg.Retention.Interval),
-		StartDelay: time.Duration(cfg.Retention.StartDelay), TakeoverCheck: time.Duration(cfg.Retention.TakeoverCheck), Leader: leader}, ret, logger)
-	defer stopRetention() // before the deferred db.Close
-	stopBackups := func() {}
-	if sq, ok := db.(*sqlite.DB); ok { // PostgreSQL is backed up with its own tools (Validate refuses backup targets)
-		if stopBackups, err = startBackupSchedule(cfg, sq, logger); err != nil {
-			return err
-		}
+	ret := retention.New(db, auditLog, clock, logger, db)
+	runner, err := scheduledJobs(cfg, jobs.SystemClock{}, db, ret, backups, logger)
+	if err != nil {
+		return err
 	}
-	defer stopBackups() // before the deferred db.Close
+	stopJobs := startJobs(runner)
+	defer stopJobs() // before the deferred db.Close
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
 	live := hub.New(db, logger)
 	db.SetEventSink(live.Publish)
@@ -102,12 +96,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := <-served; err != nil {
 		return err
 	}
-	stopRetention()
-	stopBackups()
-	// Hand the schedule to another instance now rather than when the connection times out.
-	if err := closeLeader(); err != nil {
-		logger.Warn("release the retention schedule", "error", err)
-	}
+	stopJobs()
+	// Closing the store also hands the scheduled jobs to another instance at once.
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -137,13 +127,5 @@ func bootstrap(ctx context.Context, accounts *account.Service, dir string, info 
 	}
 	info("created the first org and its admin; the admin's one-time password is in the file",
 		"org", org.Slug, "username", admin.Username, "password_file", path)
-	return nil
-}
-
-// shredderOf returns the store's crypto-shredding hook when the store has one (encryption at rest).
-func shredderOf(db any) retention.Shredder {
-	if s, ok := db.(retention.Shredder); ok {
-		return s
-	}
 	return nil
 }

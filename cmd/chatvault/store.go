@@ -9,24 +9,30 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/datadir"
+	"github.com/chatvault/chatvault/internal/jobs"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres"
+	"github.com/chatvault/chatvault/internal/retention"
 )
 
 // This file holds the choice of store: the embedded SQLite store in the data directory (the
 // default) or a PostgreSQL database that several serve processes share (docs/scaling.md).
 
-// servedStore is what serve needs of a store, whichever the engine: the domain interfaces and
-// the hand-off of committed events to live delivery. Optional parts (crypto-shredding, backups)
-// are found by type assertion where they are used.
+// servedStore is what serve needs of a store, whichever the engine: the domain interfaces, the
+// hand-off of committed events to live delivery, crypto-shredding, and who runs the scheduled
+// jobs. Backups, which only the SQLite store takes, come from openServing.
 type servedStore interface {
 	chatvault.Store
 	chatvault.SearchStore
+	retention.Shredder
 	// SetEventSink receives every committed batch of events: on PostgreSQL, those committed by
 	// every process sharing the database.
 	SetEventSink(chatvault.EventSink)
 	// Keyring wraps the store's keys (the audit log's included); nil without encryption at rest.
 	Keyring() *keyring.Keyring
+	// Lead reports whether this process runs the scheduled jobs: on PostgreSQL the holder of the
+	// jobs' advisory lock, on SQLite always.
+	jobs.Leader
 }
 
 // postgresStore reports whether the configuration names a PostgreSQL store.
@@ -68,31 +74,32 @@ func errPostgresStore(command, instead string) error {
 // data directory, or the PostgreSQL database of cfg.Store. lock is the data directory's lock,
 // held by the caller.
 func openServedStore(ctx context.Context, cfg Config, lock *datadir.Lock, logger *slog.Logger) (servedStore, error) {
+	db, _, err := openServing(ctx, cfg, lock, logger)
+	return db, err
+}
+
+// openServing is openServedStore that also returns the store's backup side: nil on PostgreSQL,
+// which is backed up with its own tools.
+func openServing(ctx context.Context, cfg Config, lock *datadir.Lock, logger *slog.Logger) (servedStore, chatvault.BackupStore, error) {
 	if !cfg.postgresStore() {
-		return openStore(cfg, lock)
+		db, err := openStore(cfg, lock)
+		if err != nil {
+			return nil, nil, err
+		}
+		return db, db, nil
 	}
 	// The data directory still holds the key file (unless the KEK is in the environment), the
 	// self-signed certificate and the first admin's password file.
 	if err := mustHold(lock, cfg.Data); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	kr, err := openKeyring(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	db, err := postgres.Open(ctx, cfg.Store, postgres.Options{Keyring: kr, Logger: logger})
 	if err != nil {
-		return nil, fmt.Errorf("open PostgreSQL store: %w", err)
+		return nil, nil, fmt.Errorf("open PostgreSQL store: %w", err)
 	}
-	return db, nil
-}
-
-// storeLeadership returns how this process learns whether it runs the scheduled jobs: with SQLite
-// it is the only process; with PostgreSQL, the one holding the job's advisory lock.
-func storeLeadership(cfg Config, job string) (leadership, func() error) {
-	if !cfg.postgresStore() {
-		return soleInstance{}, func() error { return nil }
-	}
-	l := postgres.NewLeaderLock(cfg.Store, job)
-	return l, l.Close
+	return db, nil, nil
 }

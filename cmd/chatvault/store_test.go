@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/chatvault/chatvault/internal/datadir"
 )
@@ -83,76 +79,5 @@ func TestSQLiteOnlyCommandsRefusePostgres(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"keys", "generate", "--store", pg}, io.Discard, io.Discard); err != nil {
 		t.Errorf("keys generate with --store = %v; want it to work (it opens nothing)", err)
-	}
-}
-
-// flipLeader leads while lead is set.
-type flipLeader struct {
-	lead  atomic.Bool
-	calls atomic.Int32
-	err   error
-}
-
-func (f *flipLeader) Lead(context.Context) (bool, error) {
-	f.calls.Add(1)
-	return f.lead.Load(), f.err
-}
-
-func TestRetentionScheduleRunsOnlyWhileLeading(t *testing.T) {
-	var logs lockedBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	job := &fakeJob{}
-	leader := &flipLeader{}
-	stop := startLedRetentionSchedule(retentionSchedule{Interval: time.Minute, StartDelay: 0, TakeoverCheck: 5 * time.Millisecond, Leader: leader}, job, logger)
-	defer stop()
-	// A standby checks again and again, and never runs the job.
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if n := leader.calls.Load(); n < 5 {
-			return errors.New("fewer than 5 checks yet")
-		}
-		return nil
-	})
-	if n := job.runs.Load(); n != 0 {
-		t.Fatalf("runs while another instance leads = %d; want 0", n)
-	}
-	if n := strings.Count(logs.String(), "another instance runs it"); n != 1 {
-		t.Fatalf("standby logged %d times; want once:\n%s", n, logs.String())
-	}
-	// It takes over when the lock comes free, and runs after the start delay.
-	leader.lead.Store(true)
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if job.runs.Load() == 0 {
-			return errors.New("no run yet")
-		}
-		return nil
-	})
-	if !strings.Contains(logs.String(), "this instance runs it") {
-		t.Fatalf("takeover not logged:\n%s", logs.String())
-	}
-	stop()
-
-	// A run in progress stops when the lead is lost, without an error, and the schedule goes on.
-	blocked := &fakeJob{block: true}
-	lost := &flipLeader{}
-	lost.lead.Store(true)
-	var logs2 lockedBuffer
-	stop = startLedRetentionSchedule(retentionSchedule{Interval: time.Minute, TakeoverCheck: 5 * time.Millisecond, Leader: lost}, blocked,
-		slog.New(slog.NewTextHandler(&logs2, nil)))
-	defer stop()
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if blocked.runs.Load() == 0 {
-			return errors.New("no run yet")
-		}
-		return nil
-	})
-	lost.lead.Store(false)
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if !strings.Contains(logs2.String(), "no longer leads") {
-			return errors.New("run not stopped yet")
-		}
-		return nil
-	})
-	if strings.Contains(logs2.String(), "level=ERROR") {
-		t.Fatalf("losing the lead logged an error:\n%s", logs2.String())
 	}
 }

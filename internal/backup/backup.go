@@ -137,12 +137,10 @@ type CreateResult struct {
 func (j *Job) Create(ctx context.Context, check bool) (res *CreateResult, err error) {
 	t0 := time.Now()
 	m := j.metrics()
+	// Counted, not logged: the caller (the command, or the jobs runner) reports the error once.
 	defer func() {
-		if err != nil && ctx.Err() != nil {
-			j.logger().Warn("backup interrupted", "error", err)
-		} else if err != nil {
+		if err != nil && ctx.Err() == nil {
 			m.BackupFailures.Add(1)
-			j.logger().Error("backup failed", "error", err)
 		}
 	}()
 	if len(j.Targets) == 0 {
@@ -357,4 +355,24 @@ func copyFile(src, dst string) error {
 	}
 	_, err = io.Copy(out, in)
 	return errors.Join(err, out.Close())
+}
+
+// Scheduled is one scheduled backup: create (checked before upload), verify when verify is set (in
+// full when ids are given, else every stored copy byte for byte), prune. A backup that did not
+// verify prunes nothing, so the older good ones stay. It returns the first failure; the jobs
+// runner logs it.
+func (j *Job) Scheduled(ctx context.Context, verify bool, ids []age.Identity) error {
+	res, err := j.Create(ctx, true)
+	if err != nil {
+		return fmt.Errorf("create backup: %w", err)
+	}
+	if verify {
+		if _, err := j.Verify(ctx, res.ID, ids); err != nil {
+			return fmt.Errorf("verify backup %s (nothing pruned): %w", res.ID, err)
+		}
+	}
+	if _, err := j.Prune(ctx); err != nil {
+		return fmt.Errorf("prune backups: %w", err)
+	}
+	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"github.com/robfig/cron/v3"
 )
 
 // Config is the backup section of chatvault's configuration.
@@ -81,12 +79,10 @@ func (c Config) KeyTargetsOrDefault() []TargetConfig {
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Validate checks the section; every error names its field.
+// Validate checks the section; every error names its field. Schedule is checked with the other
+// schedules (cmd/chatvault/schedule.go).
 func (c Config) Validate() error {
 	var errs []error
-	if _, err := ParseSchedule(c.Schedule); err != nil {
-		errs = append(errs, fmt.Errorf("backup.schedule: %q: %v (use 5-field cron like \"0 3 * * *\", or @daily, @hourly, @every 6h)", c.Schedule, err))
-	}
 	if c.Enabled() && len(c.Recipients) == 0 {
 		errs = append(errs, errors.New("backup.recipients: list at least one age public key (age1...; make one with age-keygen): backups are always encrypted"))
 	}
@@ -150,12 +146,4 @@ func (t TargetConfig) validate(field string) []error {
 		errs = append(errs, fmt.Errorf("%s.type: %q must be dir or s3", field, t.Type))
 	}
 	return errs
-}
-
-// ParseSchedule parses a cron expression with robfig/cron's standard parser.
-func ParseSchedule(spec string) (cron.Schedule, error) {
-	if strings.TrimSpace(spec) == "" {
-		return nil, errors.New("empty")
-	}
-	return cron.ParseStandard(spec)
 }

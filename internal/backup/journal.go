@@ -68,6 +68,7 @@ func (j *Job) writeJournalState(st journalState) error {
 
 // ShipJournal sends the deletions committed since the last shipment to every data target that has
 // not had them. A target that fails gets them next time. It returns how many entries it read.
+// Shipments must not run at once (they share the state file): the caller keeps them apart.
 func (j *Job) ShipJournal(ctx context.Context) (int, error) { return j.shipJournal(ctx, false) }
 
 // segmentRecord is the signed description of a journal segment, stored beside it as NAME.sig:

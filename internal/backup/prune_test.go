@@ -8,11 +8,8 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/clocktest"
 )
-
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
 
 func TestKeepSelect(t *testing.T) {
 	start := time.Date(2025, 1, 1, 3, 0, 0, 0, time.UTC) // a Wednesday
@@ -41,12 +38,12 @@ func TestKeepSelect(t *testing.T) {
 func TestPrune(t *testing.T) {
 	e := newEnv(t, backup.TargetConfig{Type: "dir", Path: t.TempDir()})
 	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2025, 3, 3, 2, 0, 0, 0, time.UTC)} // a Monday
+	clock := clocktest.New(time.Date(2025, 3, 3, 2, 0, 0, 0, time.UTC)) // a Monday
 	e.job.Clock = clock
 	e.job.Keep = backup.Keep{Daily: 3, Weekly: 2}
 	e.job.KeysKeepDays = 2
 	c := e.conv(t)
-	m, err := e.send(c, "going", clock.t)
+	m, err := e.send(c, "going", clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +62,7 @@ func TestPrune(t *testing.T) {
 		}
 		ids = append(ids, res.ID)
 		if d < 9 {
-			clock.t = clock.t.Add(24 * time.Hour)
+			clock.Advance(24 * time.Hour)
 		}
 	}
 	rep, err := e.job.Prune(ctx)

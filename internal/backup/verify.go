@@ -35,11 +35,9 @@ func (j *Job) Verify(ctx context.Context, id string, ids []age.Identity) (rep *V
 		if rep != nil {
 			rep.Elapsed = time.Since(t0)
 		}
-		if err != nil && ctx.Err() != nil {
-			j.logger().Warn("backup verification interrupted", "backup", id, "error", err)
-		} else if err != nil {
+		// Counted, not logged: the caller (the command, or the jobs runner) reports the error once.
+		if err != nil && ctx.Err() == nil {
 			m.VerifyFailures.Add(1)
-			j.logger().Error("backup verification failed", "backup", id, "error", err)
 		}
 	}()
 	man, holders, err := findBackup(ctx, j.Targets, KindData, id, j.TrustedKeys, j.AllowUnsigned)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode"
@@ -24,6 +23,7 @@ import (
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/bench"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/migrate"
 	"github.com/chatvault/chatvault/internal/postgres"
@@ -41,23 +41,6 @@ func corpusSize() int {
 		return 20_000
 	}
 	return 100_000
-}
-
-type fixedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fixedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fixedClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // canon is the oracle's normal form of a text: NFKC and case folding over the whole string, then
@@ -220,7 +203,7 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	t.Cleanup(func() { db.Close() })
 	t.Logf("loaded, sealed and indexed %d messages in %v", size, time.Since(started).Round(time.Millisecond))
 
-	clock := &fixedClock{now: bench.End.Add(time.Hour)}
+	clock := clocktest.New(bench.End.Add(time.Hour))
 	aud := audit.New(db, db.Keyring(), clock)
 	ret := retention.New(db, aud, clock, nil, db)
 	svc := chat.NewService(db, clock, chat.Config{Classifier: ret, Audit: aud})

@@ -17,6 +17,7 @@ import (
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
@@ -27,7 +28,7 @@ import (
 type testServer struct {
 	t        *testing.T
 	URL      string
-	clock    *fakeClock
+	clock    *clocktest.Clock
 	accounts *account.Service
 	db       *sqlite.DB
 
@@ -38,33 +39,13 @@ type testServer struct {
 	validate func(t *testing.T, req *http.Request, reqBody []byte, resp *http.Response, respBody []byte)
 }
 
-// fakeClock is a settable clock, so tests can step past recall windows.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-var _ chatvault.Clock = (*fakeClock)(nil)
-
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
 	db, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	accounts := account.NewService(db, clock)
 	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
 	aud := audit.New(db, db.Keyring(), clock)

@@ -63,6 +63,9 @@ type DB struct {
 
 	parts partitions
 
+	// leader is the lock of the scheduled jobs (lock.go).
+	leader *LeaderLock
+
 	// Live delivery: one listener goroutine per DB once a sink is set.
 	sinkMu sync.Mutex
 	sink   chatvault.EventSink
@@ -90,7 +93,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	db := &DB{pool: pool, url: url, now: opts.Now, log: opts.Logger}
+	db := &DB{pool: pool, url: url, now: opts.Now, log: opts.Logger, leader: NewLeaderLock(url, jobsLock)}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -115,13 +118,15 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close stops the background goroutines and closes the pools.
+// Close stops the background goroutines and closes the pools. It frees the jobs' lock first, so
+// that another process takes the jobs over at once.
 func (db *DB) Close() error {
+	lerr := db.leader.Close()
 	db.stop()
 	db.wg.Wait()
 	db.enc.close()
 	db.pool.Close()
-	return nil
+	return lerr
 }
 
 // Ping checks that the database answers and takes a write transaction.

@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// LeaderLock elects, among the processes sharing one database, the one that runs a scheduled job
-// (the retention schedule). It is a session-level advisory lock held on a connection of its own:
+// LeaderLock elects, among the processes sharing one database, the one that runs the scheduled
+// jobs (internal/jobs; DB.Lead). It is a session-level advisory lock held on a connection of its own:
 // PostgreSQL frees it when that session ends, so a process that dies (kill -9, a lost machine, a
 // cut network once the server notices) hands the job over without anyone cleaning up, and the
 // others take it with pg_try_advisory_lock the next time they check.
@@ -30,6 +30,16 @@ type LeaderLock struct {
 	conn *pgx.Conn
 	held bool
 }
+
+// jobsLock names the lock of the scheduled jobs. It is the name the retention schedule's lock had
+// before every job ran under one lock, so that during a rolling upgrade old and new processes
+// still elect one leader between them.
+const jobsLock = "retention"
+
+// Lead reports whether this process runs the scheduled jobs: whether it holds the jobs' advisory
+// lock, taking it when it is free (LeaderLock.Lead). The lock's connection opens on first use and
+// closes with the store, which hands the jobs to another process at once.
+func (db *DB) Lead(ctx context.Context) (bool, error) { return db.leader.Lead(ctx) }
 
 // lockCheckTimeout bounds one check or attempt of Lead.
 const lockCheckTimeout = 15 * time.Second

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/audit"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
@@ -23,8 +24,7 @@ import (
 // ends in exactly one state, and no certificate line repeats a seq another line already covers.
 func TestRetentionConcurrentRuns(t *testing.T) {
 	t.Parallel()
-	clk := &retClock{}
-	clk.set(t0)
+	clk := clocktest.New(storeTime(t0))
 	keyFile := filepath.Join(t.TempDir(), "keys", "kek.json")
 	openKeyring := func() *keyring.Keyring {
 		p, err := keyring.OpenFile(keyFile)
@@ -92,7 +92,7 @@ func TestRetentionConcurrentRuns(t *testing.T) {
 	rets := []*retention.Service{retention.New(dbs[0], audit.New(dbs[0], dbs[0].Keyring(), clk), clk, quietLogger(), dbs[0]), retention.New(dbs[1], audit.New(dbs[1], dbs[1].Keyring(), clk), clk, quietLogger(), dbs[1])}
 	// Round 1 expires, round 2 (past the grace day) destroys; each round both processes at once.
 	for _, at := range []time.Time{t0.Add(60 * day), t0.Add(62 * day)} {
-		clk.set(at)
+		clk.Set(storeTime(at))
 		var runs sync.WaitGroup
 		for _, r := range rets {
 			runs.Go(func() {

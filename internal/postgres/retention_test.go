@@ -6,13 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/google/uuid"
@@ -25,29 +25,15 @@ import (
 
 const day = 24 * time.Hour
 
-// retClock is a settable clock shared by the services and the store.
-type retClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *retClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *retClock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t.UTC().Truncate(time.Millisecond)
-	c.mu.Unlock()
-}
+// storeTime is t as the stores keep it (UTC, milliseconds), for the clock the services and the
+// store share.
+func storeTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
 // retFixture is one org on a fresh encrypted database, with the real chat and retention services.
 type retFixture struct {
 	t    *testing.T
 	ctx  context.Context
-	clk  *retClock
+	clk  *clocktest.Clock
 	db   *postgres.DB
 	conn *pgx.Conn
 	ret  *retention.Service
@@ -63,8 +49,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func newRetFixture(t *testing.T, p chatvault.Policy) *retFixture {
 	t.Helper()
-	clk := &retClock{}
-	clk.set(t0)
+	clk := clocktest.New(storeTime(t0))
 	db, url := open(t, postgres.Options{Keyring: fileKeyring(t), Now: clk.Now})
 	f := &retFixture{t: t, ctx: context.Background(), clk: clk, db: db, conn: raw(t, url)}
 	f.setup(p)
@@ -113,7 +98,7 @@ func (f *retFixture) group() string {
 // sendAt sends text as a at time at (the clock stays there).
 func (f *retFixture) sendAt(a chatvault.Actor, conv, text string, at time.Time) *chatvault.Message {
 	f.t.Helper()
-	f.clk.set(at)
+	f.clk.Set(storeTime(at))
 	m, _, err := f.chat.Send(f.ctx, a, conv, chat.SendRequest{ClientMsgID: uuid.NewString(), Text: text})
 	if err != nil {
 		f.t.Fatalf("Send(%q) = %v", text, err)
@@ -124,7 +109,7 @@ func (f *retFixture) sendAt(a chatvault.Actor, conv, text string, at time.Time) 
 // runAt runs the job at time at, as an admin on demand.
 func (f *retFixture) runAt(at time.Time) *chatvault.PurgeRun {
 	f.t.Helper()
-	f.clk.set(at)
+	f.clk.Set(storeTime(at))
 	r, err := f.ret.RunNow(f.ctx, f.admin, false)
 	if err != nil {
 		f.t.Fatalf("RunNow(%s) = %v", at.Format(time.DateOnly), err)
@@ -420,7 +405,7 @@ func TestRetentionHoldsStopDestruction(t *testing.T) {
 		t.Fatalf("CreateHold(time range) = %v", err)
 	}
 	t1 := t0.Add(60 * day)
-	f.clk.set(t1)
+	f.clk.Set(storeTime(t1))
 	pv, err := f.ret.Preview(f.ctx, f.admin, time.Time{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -540,7 +525,7 @@ func TestRetentionBatchDeleteAndErasure(t *testing.T) {
 		all = append(all, sent{a, f.sendAt(from, a, fmt.Sprintf("a %d", i), at)}, sent{b, f.sendAt(from, b, fmt.Sprintf("b %d", i), at)})
 	}
 	now := t0.Add(15 * day) // min_days 10: messages from day 5 on are too young
-	f.clk.set(now)
+	f.clk.Set(storeTime(now))
 	heldFrom, heldTo := t0.Add(3*day), t0.Add(3*day+time.Hour) // bob's day-3 messages
 	if _, err := f.ret.CreateHold(f.ctx, f.officer, retention.HoldRequest{Name: "h", Reason: "r", From: &heldFrom, To: &heldTo}); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 	"github.com/google/uuid"
@@ -26,7 +27,7 @@ func TestPreviewCountsWholeConversationHoldAsHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 	ret := retention.New(db, audit.New(db, db.Keyring(), clk), clk, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	svc := chat.NewService(db, clk, chat.Config{Audit: audit.New(db, db.Keyring(), clk)})
 	org := &chatvault.Org{ID: uuid.NewString(), Slug: "p", Name: "P", CreatedAt: clk.Now()}
@@ -58,7 +59,7 @@ func TestPreviewCountsWholeConversationHoldAsHeld(t *testing.T) {
 	if _, err := ret.CreateHold(ctx, act(officer), retention.HoldRequest{Name: "case", Reason: "litigation", Conversations: []string{d.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	clk.now = clk.now.Add(400 * 24 * time.Hour) // far past the default 180 days
+	clk.Advance(400 * 24 * time.Hour) // far past the default 180 days
 	p, err := ret.Preview(ctx, act(admin), time.Time{}, nil)
 	if err != nil {
 		t.Fatal(err)

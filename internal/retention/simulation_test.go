@@ -9,36 +9,19 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 	"github.com/google/uuid"
 )
 
 var simSeed = flag.Uint64("sim.seed", 20261121, "seed of the retention simulation")
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
 
 const day = 24 * time.Hour
 
@@ -71,7 +54,7 @@ type simulation struct {
 	t     *testing.T
 	rng   *rand.Rand
 	ctx   context.Context
-	clk   *clock
+	clk   *clocktest.Clock
 	db    *sqlite.DB
 	ret   *retention.Service
 	chat  *chat.Service
@@ -102,9 +85,9 @@ func TestRetentionSimulation(t *testing.T) {
 	s := newSimulation(t, seed)
 	start := s.clk.Now()
 	for d := 0; d < 3*365; d++ {
-		s.clk.set(start.Add(time.Duration(d)*day + 9*time.Hour))
+		s.clk.Set(start.Add(time.Duration(d)*day + 9*time.Hour))
 		s.day(d)
-		s.clk.set(start.Add(time.Duration(d)*day + 23*time.Hour))
+		s.clk.Set(start.Add(time.Duration(d)*day + 23*time.Hour))
 		if _, err := s.ret.RunAll(s.ctx, false); err != nil {
 			t.Fatalf("seed %d day %d: run: %v", seed, d, err)
 		}
@@ -131,7 +114,7 @@ func newSimulation(t *testing.T, seed uint64) *simulation {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ret := retention.New(db, audit.New(db, db.Keyring(), clk), clk, logger, nil)
 	s := &simulation{t: t, rng: rand.New(rand.NewPCG(seed, 7)), ctx: context.Background(), clk: clk, db: db, ret: ret,

@@ -445,6 +445,9 @@ func TestKeyRotationUnderConcurrentSends(t *testing.T) {
 	var wg sync.WaitGroup
 	errc := make(chan error, senders+1)
 	start := make(chan struct{})
+	// The rotation starts once writes are flowing (a first round from every sender is stored),
+	// not after a guessed delay: most of the sending still happens during it.
+	flowing, flowingOnce := make(chan struct{}), sync.Once{}
 	for s := range senders {
 		wg.Add(1)
 		go func() {
@@ -461,6 +464,9 @@ func TestKeyRotationUnderConcurrentSends(t *testing.T) {
 				}
 				mu.Lock()
 				sent = append(sent, sentMsg{c, m})
+				if len(sent) >= senders {
+					flowingOnce.Do(func() { close(flowing) })
+				}
 				mu.Unlock()
 			}
 		}()
@@ -468,8 +474,12 @@ func TestKeyRotationUnderConcurrentSends(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		<-start
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-flowing:
+		case err := <-errc: // a sender failed before writes flowed: hand its error on
+			errc <- err
+			return
+		}
 		if _, err := opProvider.Rotate(ctx); err != nil {
 			errc <- err
 			return
