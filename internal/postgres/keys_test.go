@@ -11,21 +11,43 @@ import (
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 	"github.com/chatvault/chatvault/internal/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 func TestConformanceEncrypted(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) chatvault.Store {
-		db, _ := open(t, postgres.Options{Keyring: fileKeyring(t)})
-		return db
+	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Bodies) {
+		db, url := open(t, postgres.Options{Keyring: fileKeyring(t)})
+		return db, bodies{raw(t, url)}
 	})
 }
 
 // Conformance with the keys in another database (Options.KeysURL).
 func TestConformanceKeysElsewhere(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) chatvault.Store {
-		db, _ := open(t, postgres.Options{Keyring: fileKeyring(t), KeysURL: pgtest.Server(t).NewDatabase(t)})
-		return db
+	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Bodies) {
+		db, url := open(t, postgres.Options{Keyring: fileKeyring(t), KeysURL: pgtest.Server(t).NewDatabase(t)})
+		return db, bodies{raw(t, url)}
 	})
+}
+
+// bodies reads and writes message bodies in the tables directly.
+type bodies struct{ conn *pgx.Conn }
+
+func (b bodies) Body(t *testing.T, orgID, convID string, seq int64) []byte {
+	t.Helper()
+	var body []byte
+	if err := b.conn.QueryRow(context.Background(), `SELECT body FROM messages WHERE org_id = $1 AND conversation_id = $2 AND seq = $3`,
+		orgID, convID, seq).Scan(&body); err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return body
+}
+
+func (b bodies) PutBack(t *testing.T, orgID, convID string, seq int64, body []byte) {
+	t.Helper()
+	if _, err := b.conn.Exec(context.Background(), `UPDATE messages SET body = $1, state = 'live' WHERE org_id = $2 AND conversation_id = $3 AND seq = $4`,
+		body, orgID, convID, seq); err != nil {
+		t.Fatalf("put body back: %v", err)
+	}
 }
 
 // Bodies and versions are sealed in the tables; key material is only in chatvault_keys.

@@ -22,15 +22,34 @@ import (
 )
 
 func TestConformanceEncrypted(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) chatvault.Store {
+	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Bodies) {
 		dir := t.TempDir()
 		db, err := sqlite.OpenWith(dir, sqlite.Options{Keyring: fileKeyring(t, dir)})
 		if err != nil {
 			t.Fatalf("OpenWith() = %v", err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return db
+		return db, bodies{rawDB(t, db.Path())}
 	})
+}
+
+// bodies reads and writes message bodies in the data file directly.
+type bodies struct{ raw *sql.DB }
+
+func (b bodies) Body(t *testing.T, orgID, convID string, seq int64) []byte {
+	t.Helper()
+	var body []byte
+	if err := b.raw.QueryRow(`SELECT body FROM messages WHERE org_id = ? AND conversation_id = ? AND seq = ?`, orgID, convID, seq).Scan(&body); err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return body
+}
+
+func (b bodies) PutBack(t *testing.T, orgID, convID string, seq int64, body []byte) {
+	t.Helper()
+	if _, err := b.raw.Exec(`UPDATE messages SET body = ?, state = 'live' WHERE org_id = ? AND conversation_id = ? AND seq = ?`, body, orgID, convID, seq); err != nil {
+		t.Fatalf("put body back: %v", err)
+	}
 }
 
 // fileKeyring returns a keyring over the default key file of dir.

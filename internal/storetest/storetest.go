@@ -42,6 +42,26 @@ func Run(t *testing.T, open Opener) {
 		{"UserConversations", testUserConversations},
 		{"OrgsAreIsolated", testOrgIsolation},
 		{"TextRoundTripsExactly", testTextRoundTrip},
+
+		{"RetentionSettings", testRetentionSettings},
+		{"ExpireStep", testExpireStep},
+		{"ExpireStepResumesAfterItsWatermark", testExpireWatermark},
+		{"ExpireImportantStep", testExpireImportant},
+		{"DestroyExpiredLeavesTombstones", testDestroyExpired},
+		{"DestroyRecalledAndBatch", testDestroyRecalledAndBatch},
+		{"CountsMatchWhatStepsDo", testCounts},
+		{"UnexpireAndRestoreExpired", testUnexpireRestore},
+		{"Holds", testHolds},
+		{"HeldRangesAreNeverTouched", testHeldRanges},
+		{"ImportanceRules", testRules},
+		{"ImportanceFlagsAndStars", testImportance},
+		{"PurgeRunsAndCertificateItems", testPurgeRuns},
+		{"Audit", testAudit},
+		{"FeedAfterCursor", testFeed},
+		{"FeedCarriesTombstonesAndRestores", testFeedTombstones},
+		{"SearchCandidates", testSearch},
+		{"SearchFollowsEditsAndDeletions", testSearchDeletions},
+		{"SearchPagesNewestFirst", testSearchPaging},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,6 +131,18 @@ func (f *fixture) send(t *testing.T, c *chatvault.Conversation, from int, text s
 	t.Helper()
 	m := &chatvault.Message{OrgID: f.org.ID, ID: id(), ConversationID: c.ID, SenderID: f.users[from].ID,
 		ClientMsgID: id(), Kind: chatvault.KindText, Text: text, SentAt: t0}
+	created, err := f.s.AppendMessage(context.Background(), m)
+	if err != nil || !created {
+		t.Fatalf("AppendMessage() = %v, %v; want true, nil", created, err)
+	}
+	return m
+}
+
+// sendAt sends text from user `from` at time at.
+func (f *fixture) sendAt(t *testing.T, c *chatvault.Conversation, from int, text string, at time.Time) *chatvault.Message {
+	t.Helper()
+	m := &chatvault.Message{OrgID: f.org.ID, ID: id(), ConversationID: c.ID, SenderID: f.users[from].ID,
+		ClientMsgID: id(), Kind: chatvault.KindText, Text: text, SentAt: at}
 	created, err := f.s.AppendMessage(context.Background(), m)
 	if err != nil || !created {
 		t.Fatalf("AppendMessage() = %v, %v; want true, nil", created, err)
