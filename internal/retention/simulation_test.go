@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/postgres"
+	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 	"github.com/google/uuid"
@@ -71,7 +75,7 @@ type simulation struct {
 	rng   *rand.Rand
 	ctx   context.Context
 	clk   *clock
-	db    *sqlite.DB
+	db    chatvault.Store
 	ret   *retention.Service
 	chat  *chat.Service
 	org   string
@@ -89,18 +93,84 @@ type simulation struct {
 	lastRecall map[string]time.Time
 }
 
-// TestRetentionSimulation runs three simulated years of a busy org: overrides, user choices in
-// user_choice mode, stars, keyword rules, admin flags, holds placed and released, policy changes,
-// recalls, batch deletes, joins and leaves; the job runs daily. After every day it checks that
-// nothing purgeable survives past one interval plus grace, that nothing held, important within its
-// window or younger than min_days was ever destroyed, and that every user sees exactly what the
-// visibility rules allow. Rerun a failure with -sim.seed=N.
+// opener opens a fresh, empty store, sealing bodies if sealed, whose key dates follow clk; closed
+// when t ends. It returns the store's crypto-shredding too (nil when bodies are not sealed).
+type opener func(t *testing.T, clk chatvault.Clock, sealed bool) (chatvault.Store, retention.Shredder)
+
+// engines are the stores the retention tests run on. The simulation runs SQLite plain (as it
+// always did, the cheaper run) and PostgreSQL sealed, so between them it covers both, and
+// crypto-shredding through the service.
+var engines = []struct {
+	name      string
+	open      opener
+	simSealed bool
+}{
+	{"sqlite", func(t *testing.T, clk chatvault.Clock, sealed bool) (chatvault.Store, retention.Shredder) {
+		dir := t.TempDir()
+		opts := sqlite.Options{Now: clk.Now}
+		if sealed {
+			opts.Keyring = testKeyring(t)
+		}
+		db, err := sqlite.OpenWith(dir, opts)
+		if err != nil {
+			t.Fatalf("OpenWith() = %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if !sealed {
+			return db, nil
+		}
+		return db, db
+	}, false},
+	{"postgres", func(t *testing.T, clk chatvault.Clock, sealed bool) (chatvault.Store, retention.Shredder) {
+		opts := postgres.Options{Now: clk.Now}
+		if sealed {
+			opts.Keyring = testKeyring(t)
+		}
+		db, err := postgres.Open(context.Background(), pgtest.Server(t).NewDatabase(t), opts)
+		if err != nil {
+			t.Fatalf("Open() = %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if !sealed {
+			return db, nil
+		}
+		return db, db
+	}, true},
+}
+
+// testKeyring is a keyring over a key file of its own.
+func testKeyring(t *testing.T) *keyring.Keyring {
+	p, err := keyring.OpenFile(filepath.Join(t.TempDir(), "keys", "kek.json"))
+	if err != nil {
+		t.Fatalf("OpenFile() = %v", err)
+	}
+	return keyring.New(p, 0)
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestRetentionSimulation runs three simulated years of a busy org on each store: overrides, user
+// choices in user_choice mode, stars, keyword rules, admin flags, holds placed and released,
+// policy changes, recalls, batch deletes, joins and leaves; the job runs daily. After every day it
+// checks that nothing purgeable survives past one interval plus grace, that nothing held,
+// important within its window or younger than min_days was ever destroyed, and that every user
+// sees exactly what the visibility rules allow. Rerun a failure with -sim.seed=N.
 func TestRetentionSimulation(t *testing.T) {
-	seed := *simSeed
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			simulate(t, func(t *testing.T, clk chatvault.Clock) (chatvault.Store, retention.Shredder) {
+				return e.open(t, clk, e.simSealed)
+			}, *simSeed, 3*365)
+		})
+	}
+}
+
+func simulate(t *testing.T, open func(*testing.T, chatvault.Clock) (chatvault.Store, retention.Shredder), seed uint64, days int) {
 	t.Logf("seed %d", seed)
-	s := newSimulation(t, seed)
+	s := newSimulation(t, open, seed)
 	start := s.clk.Now()
-	for d := 0; d < 3*365; d++ {
+	for d := 0; d < days; d++ {
 		s.clk.set(start.Add(time.Duration(d)*day + 9*time.Hour))
 		s.day(d)
 		s.clk.set(start.Add(time.Duration(d)*day + 23*time.Hour))
@@ -124,15 +194,11 @@ func TestRetentionSimulation(t *testing.T) {
 	}
 }
 
-func newSimulation(t *testing.T, seed uint64) *simulation {
-	db, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+func newSimulation(t *testing.T, open func(*testing.T, chatvault.Clock) (chatvault.Store, retention.Shredder), seed uint64) *simulation {
 	clk := &clock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+	db, shredder := open(t, clk)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ret := retention.New(db, clk, logger, nil)
+	ret := retention.New(db, clk, logger, shredder)
 	s := &simulation{t: t, rng: rand.New(rand.NewPCG(seed, 7)), ctx: context.Background(), clk: clk, db: db, ret: ret,
 		chat: chat.NewService(db, clk, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret}),
 		msgs: map[string][]*simMsg{}, overrides: map[string]*int{}, prefs: map[string]*int{}, lastRecall: map[string]time.Time{},

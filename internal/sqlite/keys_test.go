@@ -22,30 +22,33 @@ import (
 )
 
 func TestConformanceEncrypted(t *testing.T) {
-	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Bodies) {
+	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Tables) {
 		dir := t.TempDir()
 		db, err := sqlite.OpenWith(dir, sqlite.Options{Keyring: fileKeyring(t, dir)})
 		if err != nil {
 			t.Fatalf("OpenWith() = %v", err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return db, bodies{rawDB(t, db.Path())}
+		return db, tables{rawDB(t, db.Path())}
 	})
 }
 
-// bodies reads and writes message bodies in the data file directly.
-type bodies struct{ raw *sql.DB }
+// tables reads and writes the data file directly.
+type tables struct{ raw *sql.DB }
 
-func (b bodies) Body(t *testing.T, orgID, convID string, seq int64) []byte {
+func (b tables) Row(t *testing.T, orgID, convID string, seq int64) storetest.Row {
 	t.Helper()
-	var body []byte
-	if err := b.raw.QueryRow(`SELECT body FROM messages WHERE org_id = ? AND conversation_id = ? AND seq = ?`, orgID, convID, seq).Scan(&body); err != nil {
-		t.Fatalf("read body: %v", err)
+	var r storetest.Row
+	err := b.raw.QueryRow(`SELECT body, doc IS NOT NULL, (SELECT count(*) FROM message_versions v
+		WHERE v.org_id = m.org_id AND v.conversation_id = m.conversation_id AND v.seq = m.seq)
+		FROM messages m WHERE org_id = ? AND conversation_id = ? AND seq = ?`, orgID, convID, seq).Scan(&r.Body, &r.Indexed, &r.Versions)
+	if err != nil {
+		t.Fatalf("read message row: %v", err)
 	}
-	return body
+	return r
 }
 
-func (b bodies) PutBack(t *testing.T, orgID, convID string, seq int64, body []byte) {
+func (b tables) PutBack(t *testing.T, orgID, convID string, seq int64, body []byte) {
 	t.Helper()
 	if _, err := b.raw.Exec(`UPDATE messages SET body = ?, state = 'live' WHERE org_id = ? AND conversation_id = ? AND seq = ?`, body, orgID, convID, seq); err != nil {
 		t.Fatalf("put body back: %v", err)
