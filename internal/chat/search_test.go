@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -147,32 +148,68 @@ type searcher struct {
 	name  string
 	actor chatvault.Actor
 	scope string
-	texts map[string]string // message id -> canonical text, of what the searcher may see
+	texts map[string]string // ref(message) -> canonical text, of what the searcher may see
+	refs  []string          // the keys of texts, sorted, so every store draws the same queries
 }
+
+// ref names a message the same way on every store: a message sent during the test gets a new id
+// on each, but the same conversation and seq.
+func ref(m *chatvault.Message) string { return fmt.Sprintf("%s/%d", m.ConversationID, m.Seq) }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func TestSearchIsExact(t *testing.T) {
-	if testing.Short() {
-		t.Log("short mode: a smaller corpus")
-	}
-	testSearchIsExact(t, corpusSize(), false)
+// exactStore is a store holding the generated corpus, sealed and indexed.
+type exactStore struct {
+	chatvault.Store
+	shredder retention.Shredder
+	// noPlaintext checks the store's raw files for plain text of what was indexed; nil where the
+	// engine's own tests check that instead.
+	noPlaintext func(t *testing.T)
 }
 
-// TestSearchIsExactOnPostgres runs the same scenario on SQLite, copies the result into
-// PostgreSQL with chatvault migrate (which leaves the index to the PostgreSQL store to rebuild
-// when it opens), and asks both stores every query: each must match the oracle, and PostgreSQL
-// must return the same messages in the same order as SQLite. It always uses the short corpus:
-// the copy and the rebuild double the cost of the scenario.
-func TestSearchIsExactOnPostgres(t *testing.T) {
-	testSearchIsExact(t, 20_000, true)
+// exactEngine opens the corpus d in a store, from dir (which it may use).
+type exactEngine struct {
+	name string
+	size int
+	open func(t *testing.T, dir string, d *bench.Dataset) exactStore
 }
 
-func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
+// openSQLite loads d into a SQLite store in dir and opens it with a keyring, which seals every body
+// and indexes the loaded messages under a wrapped key.
+func openSQLite(t *testing.T, dir string, d *bench.Dataset) exactStore {
+	db, _ := loadSQLite(t, dir, d)
+	t.Cleanup(func() { db.Close() })
+	return exactStore{Store: db, shredder: db, noPlaintext: func(t *testing.T) { checkNoPlaintext(t, dir, d) }}
+}
+
+// openPostgres loads d as openSQLite does and copies it into PostgreSQL with chatvault migrate,
+// which leaves the index to the PostgreSQL store to rebuild when it opens.
+func openPostgres(t *testing.T, dir string, d *bench.Dataset) exactStore {
 	ctx := context.Background()
-	dir := t.TempDir()
-	started := time.Now()
-	d := bench.NewDataset(bench.Params{Seed: 7, Messages: size, PasswordHash: "unused"})
+	db, p := loadSQLite(t, dir, d)
+	if err := db.Close(); err != nil { // chatvault migrate reads a stopped store
+		t.Fatal(err)
+	}
+	url := pgtest.Server(t).NewDatabase(t)
+	target, err := postgres.OpenCopyTarget(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate.Run(ctx, migrate.Options{From: dir, Target: target}); err != nil {
+		t.Fatalf("migrate.Run() = %v", err)
+	}
+	target.Close()
+	pdb, err := postgres.Open(ctx, url, postgres.Options{Keyring: keyring.New(p, 0)}) // indexes the copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pdb.Close() })
+	return exactStore{Store: pdb, shredder: pdb}
+}
+
+func loadSQLite(t *testing.T, dir string, d *bench.Dataset) (*sqlite.DB, keyring.Provider) {
+	t.Helper()
+	ctx := context.Background()
 	load, err := sqlite.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +228,6 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	if err := load.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Opening with a keyring seals every body and indexes the loaded messages under a wrapped key.
 	p, err := keyring.OpenFile(filepath.Join(dir, sqlite.KeysDir, "kek.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -200,12 +236,50 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	return db, p
+}
+
+// TestSearchIsExact runs the same scenario on each store. PostgreSQL always uses the short
+// corpus (the copy and its index rebuild double the cost), so SQLite runs that corpus too, and
+// PostgreSQL must give the same answers as SQLite, in the same order, besides matching the oracle.
+func TestSearchIsExact(t *testing.T) {
+	if testing.Short() {
+		t.Log("short mode: a smaller corpus")
+	}
+	const pgSize = 20_000
+	engines := []exactEngine{{"sqlite", corpusSize(), openSQLite}}
+	if corpusSize() != pgSize {
+		engines = append(engines, exactEngine{"sqlite-short", pgSize, openSQLite})
+	}
+	engines = append(engines, exactEngine{"postgres", pgSize, openPostgres})
+	answers := map[int]map[string][]string{} // by corpus size: the first engine's answers, by searcher and query
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			got := testSearchIsExact(t, e.size, e.open, answers[e.size])
+			if answers[e.size] == nil {
+				answers[e.size] = got
+			}
+		})
+	}
+}
+
+// testSearchIsExact runs the scenario and returns its answers. With reference set it also checks
+// that every answer is the reference's, in the same order.
+func testSearchIsExact(t *testing.T, size int, open func(*testing.T, string, *bench.Dataset) exactStore, reference map[string][]string) map[string][]string {
+	ctx := context.Background()
+	dir := t.TempDir()
+	started := time.Now()
+	d := bench.NewDataset(bench.Params{Seed: 7, Messages: size, PasswordHash: "unused"})
+	db := open(t, dir, d)
 	t.Logf("loaded, sealed and indexed %d messages in %v", size, time.Since(started).Round(time.Millisecond))
 
 	clock := clocktest.New(bench.End.Add(time.Hour))
-	aud := audit.New(db, db.Keyring(), clock)
-	ret := retention.New(db, aud, clock, nil, db)
+	var kr *keyring.Keyring
+	if k, ok := db.Store.(interface{ Keyring() *keyring.Keyring }); ok {
+		kr = k.Keyring()
+	}
+	aud := audit.New(db, kr, clock)
+	ret := retention.New(db, aud, clock, nil, db.shredder)
 	svc := chat.NewService(db, clock, chat.Config{Classifier: ret, Audit: aud})
 	org := d.Orgs[0]
 	r := rand.New(rand.NewPCG(7, 11))
@@ -295,41 +369,10 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	t.Logf("retention destroyed %d messages", run.Totals["destroyed"])
 
 	// The raw files hold no plain text of what was indexed.
-	checkNoPlaintext(t, dir, d)
-
-	t.Logf("traffic, deletions and retention done at %v", time.Since(started).Round(time.Millisecond))
-
-	var pgSvc *chat.Service
-	if onPostgres {
-		// chatvault migrate reads a stopped store: close, copy, open both.
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-		url := pgtest.Server(t).NewDatabase(t)
-		kr := keyring.New(p, 0)
-		target, err := postgres.OpenCopyTarget(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := migrate.Run(ctx, migrate.Options{From: dir, Target: target}); err != nil {
-			t.Fatalf("migrate.Run() = %v", err)
-		}
-		target.Close()
-		if db, err = sqlite.OpenWith(dir, sqlite.Options{Keyring: keyring.New(p, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		aud := audit.New(db, db.Keyring(), clock)
-		ret = retention.New(db, aud, clock, nil, db)
-		svc = chat.NewService(db, clock, chat.Config{Classifier: ret, Audit: aud})
-		pdb, err := postgres.Open(ctx, url, postgres.Options{Keyring: kr}) // indexes the copy
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pdb.Close() })
-		pgAud := audit.New(pdb, pdb.Keyring(), clock)
-		pgSvc = chat.NewService(pdb, clock, chat.Config{Classifier: retention.New(pdb, pgAud, clock, nil, pdb), Audit: pgAud})
-		t.Logf("copied to PostgreSQL and indexed there at %v", time.Since(started).Round(time.Millisecond))
+	if db.noPlaintext != nil {
+		db.noPlaintext(t)
 	}
+	t.Logf("traffic, deletions and retention done at %v", time.Since(started).Round(time.Millisecond))
 
 	// What each searcher may see, read through the ordinary read path.
 	var searchers []*searcher
@@ -341,7 +384,7 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 		}
 		for _, uc := range ucs {
 			for _, m := range readAll(t, svc, s.actor, uc.Conversation.ID) {
-				s.texts[m.ID] = canon(m.Text)
+				s.texts[ref(m)] = canon(m.Text)
 			}
 		}
 		searchers = append(searchers, s)
@@ -358,12 +401,13 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 		}
 		for _, m := range ms {
 			if m.State == chatvault.StateLive && m.ExpiredAt == nil && m.Kind == chatvault.KindText {
-				officer.texts[m.ID] = canon(m.Text)
+				officer.texts[ref(m)] = canon(m.Text)
 			}
 		}
 	}
 	searchers = append(searchers, officer)
 	for _, s := range searchers {
+		s.refs = slices.Sorted(maps.Keys(s.texts))
 		t.Logf("%s sees %d messages", s.name, len(s.texts))
 	}
 
@@ -373,6 +417,7 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 	// is drawn again.
 	const bigResult, bigQueries = 2000, 4
 	queries, hits, big := 0, 0, 0
+	answers := map[string][]string{}
 	for i := 0; queries < 360; i++ {
 		s := searchers[i%len(searchers)]
 		q, ok := makeQuery(r, s)
@@ -403,29 +448,28 @@ func testSearchIsExact(t *testing.T, size int, onPostgres bool) {
 		if len(slices.Compact(sorted)) != len(got) {
 			t.Errorf("%s, query %q: a message came back twice", s.name, q.text)
 		}
-		if pgSvc != nil {
-			pgGot := searchAll(t, pgSvc, s, q.text)
-			if !slices.Equal(pgGot, got) {
-				missing, extra := diff(sorted, slices.Sorted(slices.Values(pgGot)))
-				t.Errorf("%s, query %q: PostgreSQL gave %d hits, SQLite %d (same set in another order: %v); missing %v; extra %v",
-					s.name, q.text, len(pgGot), len(got), len(missing)+len(extra) == 0, first(missing), first(extra))
+		key := s.name + ": " + q.text
+		answers[key] = got
+		if reference != nil {
+			want, ok := reference[key]
+			switch {
+			case !ok:
+				t.Errorf("%s, query %q: not asked on the reference store; the scenario is not the same", s.name, q.text)
+			case !slices.Equal(got, want):
+				missing, extra := diff(slices.Sorted(slices.Values(want)), sorted)
+				t.Errorf("%s, query %q: %d hits, the reference store %d (same set in another order: %v); missing %v; extra %v",
+					s.name, q.text, len(got), len(want), len(missing)+len(extra) == 0, first(missing), first(extra))
 			}
 		}
 	}
 	t.Logf("%d queries (%d with more than %d hits), %d hits in all", queries, big, bigResult, hits)
+	return answers
 }
 
 // makeQuery draws a query from a text the searcher sees.
 func makeQuery(r *rand.Rand, s *searcher) (oracleQuery, bool) {
 	pick := func() []string {
-		n := r.IntN(len(s.texts))
-		for _, c := range s.texts { // map order is random enough; n keeps it from always being the first
-			if n == 0 {
-				return units(c)
-			}
-			n--
-		}
-		return nil
+		return units(s.texts[s.refs[r.IntN(len(s.refs))]])
 	}
 	kind := r.IntN(8)
 	typed, c, ok := termFrom(r, pick(), kind%7)
@@ -468,7 +512,7 @@ func searchAll(t *testing.T, svc *chat.Service, s *searcher, query string) []str
 			t.Fatalf("%s, query %q: %v", s.name, query, err)
 		}
 		for _, h := range page.Hits {
-			ids = append(ids, h.Message.ID)
+			ids = append(ids, ref(h.Message))
 			if !last.IsZero() && h.Message.SentAt.After(last.Add(time.Minute)) {
 				t.Errorf("%s, query %q: hits not newest first (%v after %v)", s.name, query, h.Message.SentAt, last)
 			}

@@ -11,21 +11,46 @@ import (
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 	"github.com/chatvault/chatvault/internal/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 func TestConformanceEncrypted(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) chatvault.Store {
-		db, _ := open(t, postgres.Options{Keyring: fileKeyring(t)})
-		return db
+	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Tables) {
+		db, url := open(t, postgres.Options{Keyring: fileKeyring(t)})
+		return db, tables{raw(t, url)}
 	})
 }
 
 // Conformance with the keys in another database (Options.KeysURL).
 func TestConformanceKeysElsewhere(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) chatvault.Store {
-		db, _ := open(t, postgres.Options{Keyring: fileKeyring(t), KeysURL: pgtest.Server(t).NewDatabase(t)})
-		return db
+	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Tables) {
+		db, url := open(t, postgres.Options{Keyring: fileKeyring(t), KeysURL: pgtest.Server(t).NewDatabase(t)})
+		return db, tables{raw(t, url)}
 	})
+}
+
+// tables reads and writes the tables directly.
+type tables struct{ conn *pgx.Conn }
+
+func (b tables) Row(t *testing.T, orgID, convID string, seq int64) storetest.Row {
+	t.Helper()
+	var r storetest.Row
+	err := b.conn.QueryRow(context.Background(), `SELECT m.body,
+			m.doc IS NOT NULL OR EXISTS (SELECT 1 FROM search_docs d WHERE d.org_id = m.org_id AND d.conversation_id = m.conversation_id AND d.seq = m.seq),
+			(SELECT count(*) FROM message_versions v WHERE v.org_id = m.org_id AND v.conversation_id = m.conversation_id AND v.seq = m.seq)
+		FROM messages m WHERE m.org_id = $1 AND m.conversation_id = $2 AND m.seq = $3`, orgID, convID, seq).Scan(&r.Body, &r.Indexed, &r.Versions)
+	if err != nil {
+		t.Fatalf("read message row: %v", err)
+	}
+	return r
+}
+
+func (b tables) PutBack(t *testing.T, orgID, convID string, seq int64, body []byte) {
+	t.Helper()
+	if _, err := b.conn.Exec(context.Background(), `UPDATE messages SET body = $1, state = 'live' WHERE org_id = $2 AND conversation_id = $3 AND seq = $4`,
+		body, orgID, convID, seq); err != nil {
+		t.Fatalf("put body back: %v", err)
+	}
 }
 
 // Bodies and versions are sealed in the tables; key material is only in chatvault_keys.
@@ -99,6 +124,15 @@ func TestCryptoShredding(t *testing.T) {
 	var keys int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM chatvault_keys.data_keys WHERE conversation_id = $1 AND id = 1`, c.ID).Scan(&keys); err != nil || keys != 0 {
 		t.Fatalf("key 1 material rows = %d (%v), want 0", keys, err)
+	}
+	// The data database remembers that key 1 is gone (so no message is ever sealed under it
+	// again); the search index key is not a data key and stays.
+	var destroyedAt *int64
+	if err := conn.QueryRow(ctx, `SELECT destroyed_at FROM data_keys WHERE conversation_id = $1 AND id = 1`, c.ID).Scan(&destroyedAt); err != nil || destroyedAt == nil {
+		t.Fatalf("data_keys row of key 1: destroyed_at %v (%v); want set", destroyedAt, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM chatvault_keys.data_keys WHERE conversation_id = $1`, keyring.IndexKeyConversation).Scan(&keys); err != nil || keys != 1 {
+		t.Fatalf("search index key rows after shredding = %d (%v), want 1", keys, err)
 	}
 	// Put the old ciphertext back, as a restored data backup would: it no longer opens.
 	if _, err := conn.Exec(ctx, `UPDATE messages SET body = $1, state = 'live' WHERE seq = 1`, janBody); err != nil {

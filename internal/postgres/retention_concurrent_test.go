@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/audit"
+	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres"
@@ -89,7 +92,10 @@ func TestRetentionConcurrentRuns(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	rets := []*retention.Service{retention.New(dbs[0], audit.New(dbs[0], dbs[0].Keyring(), clk), clk, quietLogger(), dbs[0]), retention.New(dbs[1], audit.New(dbs[1], dbs[1].Keyring(), clk), clk, quietLogger(), dbs[1])}
+	rets := []*retention.Service{
+		retention.New(dbs[0], audit.New(dbs[0], dbs[0].Keyring(), clk), clk, quietLogger(), dbs[0]),
+		retention.New(dbs[1], audit.New(dbs[1], dbs[1].Keyring(), clk), clk, quietLogger(), dbs[1]),
+	}
 	// Round 1 expires, round 2 (past the grace day) destroys; each round both processes at once.
 	for _, at := range []time.Time{t0.Add(60 * day), t0.Add(62 * day)} {
 		clk.Set(storeTime(at))
@@ -169,4 +175,104 @@ func TestRetentionConcurrentRuns(t *testing.T) {
 	if err := f.conn.QueryRow(f.ctx, `SELECT count(*) FROM purge_runs WHERE org_id = $1 AND finished_at IS NULL`, f.org).Scan(&unfinished); err != nil || unfinished != 0 {
 		t.Errorf("%d purge runs left unfinished (%v); want 0", unfinished, err)
 	}
+}
+
+const day = 24 * time.Hour
+
+// storeTime is t as the stores keep it (UTC, milliseconds), for the clock the services and the
+// store share.
+func storeTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// retFixture is one org on an encrypted database, with the real chat and retention services.
+type retFixture struct {
+	t    *testing.T
+	ctx  context.Context
+	clk  *clocktest.Clock
+	db   *postgres.DB
+	conn *pgx.Conn
+	ret  *retention.Service
+	chat *chat.Service
+	org  string
+
+	admin, officer, alice, bob chatvault.Actor
+}
+
+var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// setup creates the org and its people, and the services over f.db.
+func (f *retFixture) setup(p chatvault.Policy) {
+	f.t.Helper()
+	aud := audit.New(f.db, f.db.Keyring(), f.clk)
+	f.ret = retention.New(f.db, aud, f.clk, quietLogger(), f.db)
+	f.chat = chat.NewService(f.db, f.clk, chat.Config{Classifier: f.ret, Audit: aud})
+	org := &chatvault.Org{ID: uuid.NewString(), Slug: "acme", Name: "Acme", CreatedAt: t0}
+	f.org = org.ID
+	mk := func(name string, roles ...chatvault.Role) chatvault.Actor {
+		u := &chatvault.User{OrgID: org.ID, ID: uuid.NewString(), Username: name, DisplayName: name, PasswordHash: "$argon2id$fake",
+			Roles: append([]chatvault.Role{chatvault.RoleMember}, roles...), CreatedAt: t0}
+		var err error
+		if name == "admin" {
+			err = f.db.CreateOrg(f.ctx, org, u)
+		} else {
+			err = f.db.CreateUser(f.ctx, u)
+		}
+		if err != nil {
+			f.t.Fatalf("create %s: %v", name, err)
+		}
+		return chatvault.Actor{OrgID: org.ID, UserID: u.ID, Roles: u.Roles}
+	}
+	f.admin = mk("admin", chatvault.RoleOrgAdmin)
+	f.officer = mk("officer", chatvault.RoleComplianceOfficer)
+	f.alice, f.bob = mk("alice"), mk("bob")
+	if _, err := f.ret.SetPolicy(f.ctx, f.admin, p, "test"); err != nil {
+		f.t.Fatalf("SetPolicy() = %v", err)
+	}
+}
+
+func (f *retFixture) group() string {
+	f.t.Helper()
+	d, _, err := f.chat.CreateConversation(f.ctx, f.alice, chat.NewConversation{Kind: chatvault.Group, Title: "g", Members: []string{f.bob.UserID}})
+	if err != nil {
+		f.t.Fatalf("CreateConversation() = %v", err)
+	}
+	return d.ID
+}
+
+// stored is one message row as the table holds it.
+type stored struct {
+	id, state string
+	body      bool // body IS NOT NULL
+	expired   bool
+	doc       bool // messages.doc IS NOT NULL
+	docs      int  // its search_docs rows
+	versions  int  // its message_versions rows
+}
+
+// rows reads conv's messages straight from the tables, by seq.
+func (f *retFixture) rows(conv string) map[int64]stored {
+	f.t.Helper()
+	rs, err := f.conn.Query(f.ctx, `SELECT m.seq, m.id, m.state, m.body IS NOT NULL, m.expired_at IS NOT NULL, m.doc IS NOT NULL,
+			coalesce(d.n, 0), coalesce(v.n, 0)
+		FROM messages m
+		LEFT JOIN (SELECT seq, count(*) AS n FROM search_docs WHERE org_id = $1 AND conversation_id = $2 GROUP BY seq) d ON d.seq = m.seq
+		LEFT JOIN (SELECT seq, count(*) AS n FROM message_versions WHERE org_id = $1 AND conversation_id = $2 GROUP BY seq) v ON v.seq = m.seq
+		WHERE m.org_id = $1 AND m.conversation_id = $2`, f.org, conv)
+	if err != nil {
+		f.t.Fatalf("read messages: %v", err)
+	}
+	out := map[int64]stored{}
+	for rs.Next() {
+		var seq int64
+		var s stored
+		if err := rs.Scan(&seq, &s.id, &s.state, &s.body, &s.expired, &s.doc, &s.docs, &s.versions); err != nil {
+			f.t.Fatalf("scan message: %v", err)
+		}
+		out[seq] = s
+	}
+	if err := rs.Err(); err != nil {
+		f.t.Fatalf("read messages: %v", err)
+	}
+	return out
 }

@@ -1,12 +1,14 @@
 package retention_test
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,12 +18,18 @@ import (
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/clocktest"
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/postgres"
+	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 	"github.com/google/uuid"
 )
 
-var simSeed = flag.Uint64("sim.seed", 20261121, "seed of the retention simulation")
+var (
+	simSeed = flag.Uint64("sim.seed", 20261121, "seed of the retention simulation")
+	simDays = flag.Int("sim.days", 0, "days the retention simulation runs on every store; 0: each store's own length")
+)
 
 const day = 24 * time.Hour
 
@@ -55,7 +63,7 @@ type simulation struct {
 	rng   *rand.Rand
 	ctx   context.Context
 	clk   *clocktest.Clock
-	db    *sqlite.DB
+	db    chatvault.Store
 	ret   *retention.Service
 	chat  *chat.Service
 	org   string
@@ -73,18 +81,98 @@ type simulation struct {
 	lastRecall map[string]time.Time
 }
 
-// TestRetentionSimulation runs three simulated years of a busy org: overrides, user choices in
-// user_choice mode, stars, keyword rules, admin flags, holds placed and released, policy changes,
-// recalls, batch deletes, joins and leaves; the job runs daily. After every day it checks that
-// nothing purgeable survives past one interval plus grace, that nothing held, important within its
-// window or younger than min_days was ever destroyed, and that every user sees exactly what the
-// visibility rules allow. Rerun a failure with -sim.seed=N.
+// opener opens a fresh, empty store, sealing bodies if sealed, whose key dates follow clk; closed
+// when t ends. It returns the store's crypto-shredding too (nil when bodies are not sealed).
+type opener func(t *testing.T, clk chatvault.Clock, sealed bool) (chatvault.Store, retention.Shredder)
+
+// engines are the stores the retention tests run on. The simulation runs SQLite plain for three
+// years (as it always did) and PostgreSQL sealed, so between them it covers both, and
+// crypto-shredding through the service. PostgreSQL runs one year: each simulated day costs it
+// about six times what it costs SQLite (a round trip per statement), and one year already holds
+// every kind of change but the policy lock (which comes after two); -sim.days runs any length on
+// both.
+var engines = []struct {
+	name      string
+	open      opener
+	simSealed bool
+	simDays   int
+}{
+	{"sqlite", func(t *testing.T, clk chatvault.Clock, sealed bool) (chatvault.Store, retention.Shredder) {
+		dir := t.TempDir()
+		opts := sqlite.Options{Now: clk.Now}
+		if sealed {
+			opts.Keyring = testKeyring(t)
+		}
+		db, err := sqlite.OpenWith(dir, opts)
+		if err != nil {
+			t.Fatalf("OpenWith() = %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if !sealed {
+			return db, nil
+		}
+		return db, db
+	}, false, 3 * 365},
+	{"postgres", func(t *testing.T, clk chatvault.Clock, sealed bool) (chatvault.Store, retention.Shredder) {
+		opts := postgres.Options{Now: clk.Now}
+		if sealed {
+			opts.Keyring = testKeyring(t)
+		}
+		db, err := postgres.Open(context.Background(), pgtest.Server(t).NewDatabase(t), opts)
+		if err != nil {
+			t.Fatalf("Open() = %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if !sealed {
+			return db, nil
+		}
+		return db, db
+	}, true, 365},
+}
+
+// testKeyring is a keyring over a key file of its own.
+func testKeyring(t *testing.T) *keyring.Keyring {
+	p, err := keyring.OpenFile(filepath.Join(t.TempDir(), "keys", "kek.json"))
+	if err != nil {
+		t.Fatalf("OpenFile() = %v", err)
+	}
+	return keyring.New(p, 0)
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// auditOf is the audit log over db, sealing under db's keyring when it has one.
+func auditOf(db chatvault.Store, clk chatvault.Clock) *audit.Service {
+	var kr *keyring.Keyring
+	if k, ok := db.(interface{ Keyring() *keyring.Keyring }); ok {
+		kr = k.Keyring()
+	}
+	return audit.New(db, kr, clk)
+}
+
+// TestRetentionSimulation runs three simulated years of a busy org on each store: overrides, user
+// choices in user_choice mode, stars, keyword rules, admin flags, holds placed and released,
+// policy changes, recalls, batch deletes, joins and leaves; the job runs daily. After every day it
+// checks that nothing purgeable survives past one interval plus grace, that nothing held,
+// important within its window or younger than min_days was ever destroyed, and that every user
+// sees exactly what the visibility rules allow. Rerun a failure with -sim.seed=N.
 func TestRetentionSimulation(t *testing.T) {
-	seed := *simSeed
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			days := cmp.Or(*simDays, e.simDays)
+			simulate(t, func(t *testing.T, clk chatvault.Clock) (chatvault.Store, retention.Shredder) {
+				return e.open(t, clk, e.simSealed)
+			}, *simSeed, days)
+		})
+	}
+}
+
+func simulate(t *testing.T, open func(*testing.T, chatvault.Clock) (chatvault.Store, retention.Shredder), seed uint64, days int) {
 	t.Logf("seed %d", seed)
-	s := newSimulation(t, seed)
+	s := newSimulation(t, open, seed)
 	start := s.clk.Now()
-	for d := 0; d < 3*365; d++ {
+	for d := 0; d < days; d++ {
 		s.clk.Set(start.Add(time.Duration(d)*day + 9*time.Hour))
 		s.day(d)
 		s.clk.Set(start.Add(time.Duration(d)*day + 23*time.Hour))
@@ -108,17 +196,14 @@ func TestRetentionSimulation(t *testing.T) {
 	}
 }
 
-func newSimulation(t *testing.T, seed uint64) *simulation {
-	db, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+func newSimulation(t *testing.T, open func(*testing.T, chatvault.Clock) (chatvault.Store, retention.Shredder), seed uint64) *simulation {
 	clk := clocktest.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
+	db, shredder := open(t, clk)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ret := retention.New(db, audit.New(db, db.Keyring(), clk), clk, logger, nil)
+	aud := auditOf(db, clk)
+	ret := retention.New(db, aud, clk, logger, shredder)
 	s := &simulation{t: t, rng: rand.New(rand.NewPCG(seed, 7)), ctx: context.Background(), clk: clk, db: db, ret: ret,
-		chat: chat.NewService(db, clk, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret}),
+		chat: chat.NewService(db, clk, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret, Audit: aud}),
 		msgs: map[string][]*simMsg{}, overrides: map[string]*int{}, prefs: map[string]*int{}, lastRecall: map[string]time.Time{},
 		policy: chatvault.DefaultPolicy()}
 	org := &chatvault.Org{ID: uuid.NewString(), Slug: "sim", Name: "Sim", CreatedAt: clk.Now()}

@@ -22,15 +22,37 @@ import (
 )
 
 func TestConformanceEncrypted(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) chatvault.Store {
+	storetest.RunSealed(t, func(t *testing.T) (chatvault.Store, storetest.Tables) {
 		dir := t.TempDir()
 		db, err := sqlite.OpenWith(dir, sqlite.Options{Keyring: fileKeyring(t, dir)})
 		if err != nil {
 			t.Fatalf("OpenWith() = %v", err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return db
+		return db, tables{rawDB(t, db.Path())}
 	})
+}
+
+// tables reads and writes the data file directly.
+type tables struct{ raw *sql.DB }
+
+func (b tables) Row(t *testing.T, orgID, convID string, seq int64) storetest.Row {
+	t.Helper()
+	var r storetest.Row
+	err := b.raw.QueryRow(`SELECT body, doc IS NOT NULL, (SELECT count(*) FROM message_versions v
+		WHERE v.org_id = m.org_id AND v.conversation_id = m.conversation_id AND v.seq = m.seq)
+		FROM messages m WHERE org_id = ? AND conversation_id = ? AND seq = ?`, orgID, convID, seq).Scan(&r.Body, &r.Indexed, &r.Versions)
+	if err != nil {
+		t.Fatalf("read message row: %v", err)
+	}
+	return r
+}
+
+func (b tables) PutBack(t *testing.T, orgID, convID string, seq int64, body []byte) {
+	t.Helper()
+	if _, err := b.raw.Exec(`UPDATE messages SET body = ?, state = 'live' WHERE org_id = ? AND conversation_id = ? AND seq = ?`, body, orgID, convID, seq); err != nil {
+		t.Fatalf("put body back: %v", err)
+	}
 }
 
 // fileKeyring returns a keyring over the default key file of dir.
