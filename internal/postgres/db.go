@@ -20,6 +20,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,6 +54,9 @@ type Options struct {
 
 // DB is the PostgreSQL store. It implements chatvault.Store.
 type DB struct {
+	// Core holds the store logic PostgreSQL shares with SQLite.
+	*sqlstore.Core
+
 	pool *pgxpool.Pool
 	url  string
 	now  func() time.Time
@@ -91,6 +95,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	db := &DB{pool: pool, url: url, now: opts.Now, log: opts.Logger}
+	db.Core = sqlstore.New(dialect, engine{db}, poolQ{pool}, poolQ{pool})
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -221,7 +226,7 @@ func (db *DB) update(ctx context.Context, fn func(ctx context.Context, tx *wtx) 
 		if attempt < 5 && retryable(err) {
 			continue
 		}
-		if errors.Is(err, errRetry) {
+		if errors.Is(err, errRetry) || errors.Is(err, sqlstore.ErrRetry) {
 			return fmt.Errorf("transaction kept conflicting: %w", err)
 		}
 		return err
@@ -248,7 +253,7 @@ func (db *DB) updateOnce(ctx context.Context, fn func(ctx context.Context, tx *w
 }
 
 func retryable(err error) bool {
-	if errors.Is(err, errRetry) {
+	if errors.Is(err, errRetry) || errors.Is(err, sqlstore.ErrRetry) {
 		return true
 	}
 	var pe *pgconn.PgError

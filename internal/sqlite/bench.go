@@ -8,6 +8,7 @@ import (
 	"iter"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
 // This file holds what `chatvault bench` needs from the engine and the product must not use: the
@@ -189,7 +190,7 @@ func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
 	for _, u := range data.Users {
 		err := add(func(ctx context.Context, tx *wtx) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO users (org_id, id, username, display_name, roles, disabled, password_hash, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, u.OrgID, u.ID, u.Username, u.DisplayName, joinRoles(u.Roles), u.Disabled, u.PasswordHash, millis(u.CreatedAt))
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, u.OrgID, u.ID, u.Username, u.DisplayName, sqlstore.JoinRoles(u.Roles), u.Disabled, u.PasswordHash, millis(u.CreatedAt))
 			if err != nil {
 				return fmt.Errorf("load user %s: %w", u.Username, err)
 			}

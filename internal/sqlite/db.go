@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver; bundles SQLite with FTS5
 )
 
@@ -34,6 +35,9 @@ const maxBatch = 512
 
 // DB is the SQLite store. It implements chatvault.Store.
 type DB struct {
+	// Core holds the store logic SQLite shares with PostgreSQL.
+	*sqlstore.Core
+
 	path  string
 	write *sql.DB // exactly one connection, owned by the writer goroutine
 	read  *sql.DB // read-only pool
@@ -87,6 +91,7 @@ func OpenWith(dir string, opts Options) (*DB, error) {
 
 	db := &DB{path: path, write: write, read: read, reqs: make(chan *writeReq, 4*maxBatch)}
 	db.cached = &stmtCache{db: read, m: map[string]*sql.Stmt{}}
+	db.Core = sqlstore.New(dialect, engine{db}, pool{read}, db.cached)
 	if err := db.stmts.prepare(read, write); err != nil {
 		db.write.Close()
 		db.read.Close()

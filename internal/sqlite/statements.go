@@ -11,7 +11,6 @@ import (
 // statements are the hot-path queries, prepared once. Read statements are prepared on the read
 // pool; write statements on the single write connection and bound to each batch's transaction.
 type statements struct {
-	session  *sql.Stmt
 	pageAsc  *sql.Stmt
 	pageDesc *sql.Stmt
 	count    *sql.Stmt
@@ -29,6 +28,9 @@ type statements struct {
 	savepoint, rollbackTo, release *sql.Stmt
 
 	all []*sql.Stmt
+	// byText finds the write statements by their SQL, for the shared core's statements that run
+	// through the writer's transaction (querier.go).
+	byText map[string]*sql.Stmt
 }
 
 const pageQuery = `SELECT ` + messageColumns + ` FROM messages m
@@ -39,6 +41,7 @@ const pageQuery = `SELECT ` + messageColumns + ` FROM messages m
 
 func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 	var errs []error
+	s.byText = map[string]*sql.Stmt{}
 	prep := func(db *sql.DB, query string) *sql.Stmt {
 		st, err := db.Prepare(query)
 		if err != nil {
@@ -48,9 +51,6 @@ func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 		s.all = append(s.all, st)
 		return st
 	}
-	s.session = prep(read, `SELECT d.org_id, d.user_id, d.id, d.name, d.created_at, d.revoked_at,
-			u.username, u.display_name, u.roles, u.disabled, u.created_at, u.retention_days
-		FROM devices d JOIN users u ON u.org_id = d.org_id AND u.id = d.user_id WHERE d.token_hash = ?`)
 	s.pageAsc = prep(read, pageQuery+`ASC LIMIT ?6`)
 	s.pageDesc = prep(read, pageQuery+`DESC LIMIT ?6`)
 	s.count = prep(read, `SELECT count(*) FROM (SELECT 1 FROM messages m
