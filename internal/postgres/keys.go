@@ -353,7 +353,7 @@ func (db *DB) DestroyEmptyDataKeys(ctx context.Context, orgID, convID string) (i
 	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
 		gone = gone[:0]
 		// The conversation's lock keeps appends (which may use its newest key) out until commit.
-		if _, err := findConversation(ctx, tx, orgID, convID, true); err != nil {
+		if _, err := db.FindConversationIn(ctx, coreTx{tx}, orgID, convID, true); err != nil {
 			return err
 		}
 		type dkey struct {
@@ -439,7 +439,7 @@ func (db *DB) sealPlainBodies(ctx context.Context) error {
 		after := int64(0)
 		for done := false; !done; {
 			err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
-				if _, err := findConversation(ctx, tx, c.org, c.id, true); err != nil {
+				if _, err := db.FindConversationIn(ctx, coreTx{tx}, c.org, c.id, true); err != nil {
 					return err
 				}
 				n, last, err := db.sealStep(ctx, tx, c.org, c.id, after)

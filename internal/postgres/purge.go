@@ -116,7 +116,7 @@ func (db *DB) expireImportant(ctx context.Context, s chatvault.ExpireStep) (*cha
 }
 
 func lockConversation(ctx context.Context, tx *wtx, orgID, convID string) error {
-	_, err := findConversation(ctx, tx, orgID, convID, true)
+	_, err := tx.db.FindConversationIn(ctx, coreTx{tx}, orgID, convID, true)
 	return err
 }
 

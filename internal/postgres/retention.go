@@ -253,11 +253,8 @@ func (db *DB) DeleteRule(ctx context.Context, orgID, ruleID string) error {
 func (db *DB) SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error) {
 	var out *chatvault.Message
 	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		m, err := findMessage(ctx, tx, `seq = $3 FOR UPDATE`, orgID, convID, seq)
+		m, err := db.FindMessageBySeq(ctx, coreTx{tx}, orgID, convID, seq, true)
 		if err != nil {
-			return err
-		}
-		if err := db.openMessage(ctx, m); err != nil {
 			return err
 		}
 		if m.State == chatvault.StatePurged {

@@ -92,7 +92,7 @@ func OpenWith(dir string, opts Options) (*DB, error) {
 	db := &DB{path: path, write: write, read: read, reqs: make(chan *writeReq, 4*maxBatch)}
 	db.cached = &stmtCache{db: read, m: map[string]*sql.Stmt{}}
 	db.Core = sqlstore.New(dialect, engine{db}, pool{read}, db.cached)
-	if err := db.stmts.prepare(read, write); err != nil {
+	if err := db.stmts.prepare(write); err != nil {
 		db.write.Close()
 		db.read.Close()
 		return nil, err

@@ -282,7 +282,7 @@ func (db *DB) DeleteRule(ctx context.Context, orgID, ruleID string) error {
 func (db *DB) SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error) {
 	var out *chatvault.Message
 	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		m, err := findMessage(ctx, tx, `seq = ?`, orgID, convID, seq)
+		m, err := db.FindMessageBySeq(ctx, tx, orgID, convID, seq, false)
 		if err != nil {
 			return err
 		}

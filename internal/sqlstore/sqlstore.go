@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/keyring"
 )
 
 // Querier runs statements: a connection pool, a read snapshot or a write transaction, adapted
@@ -57,6 +58,20 @@ type Engine interface {
 	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 	// View runs fn in one read-only snapshot.
 	View(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
+
+	// Sealing and the search index stay with each engine for now.
+
+	// OpenMessage replaces the stored body that ScanMessage put in m.Text with its text; last,
+	// when not nil, remembers the data key across a page of messages.
+	OpenMessage(ctx context.Context, m *chatvault.Message, last **keyring.DataKey) error
+	// OpenBody returns the text of a stored body.
+	OpenBody(ctx context.Context, orgID, convID, msgID string, version int, body []byte) (string, error)
+	// SealEdit seals a new version of a message's body under the key of its prior body.
+	SealEdit(ctx context.Context, orgID, convID, msgID string, version int, prior []byte, text string) ([]byte, error)
+	// Reindex replaces an edited message's index entry.
+	Reindex(ctx context.Context, tx Tx, m *chatvault.Message) error
+	// Unindex deletes the index entries of the listed messages.
+	Unindex(ctx context.Context, tx Tx, orgID, convID string, seqs []int64) error
 }
 
 // Dialect is what differs in the SQL and the errors of an engine.
@@ -181,6 +196,21 @@ func Strings(ctx context.Context, q Querier, query string, args ...any) ([]strin
 			return nil, err
 		}
 		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// collect reads every row with fn and closes rows. It returns nil, not an empty slice, when there
+// are no rows.
+func collect[T any](rows Rows, fn func(Row) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := fn(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
