@@ -75,7 +75,10 @@ type DB struct {
 	wg     sync.WaitGroup
 }
 
-var _ chatvault.Store = (*DB)(nil)
+var (
+	_ chatvault.Store          = (*DB)(nil)
+	_ chatvault.RetentionStore = (*DB)(nil)
+)
 
 // Open connects to the database at url (a postgres:// URL or key=value string), migrates it, and
 // checks its keys.

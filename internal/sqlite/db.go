@@ -59,7 +59,10 @@ type DB struct {
 	mergeDone chan struct{}
 }
 
-var _ chatvault.Store = (*DB)(nil)
+var (
+	_ chatvault.Store          = (*DB)(nil)
+	_ chatvault.RetentionStore = (*DB)(nil)
+)
 
 // Open opens (creating if needed) the database in dir, migrates it, and starts the writer. Bodies
 // are stored in plain text; use OpenWith and a keyring to encrypt them.

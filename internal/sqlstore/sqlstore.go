@@ -214,3 +214,11 @@ func collect[T any](rows Rows, fn func(Row) (T, error)) ([]T, error) {
 	}
 	return out, rows.Err()
 }
+
+// seqsIn is the condition "seq is one of seqs" on parameter $3, and that parameter's value.
+func (d *Dialect) seqsIn(seqs []int64) (string, any) {
+	if d.Postgres {
+		return `seq = ANY($3)`, seqs
+	}
+	return `seq IN (SELECT value FROM json_each($3))`, SeqList(seqs)
+}
