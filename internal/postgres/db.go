@@ -61,7 +61,7 @@ type DB struct {
 	url  string
 	now  func() time.Time
 	log  *slog.Logger
-	enc  *encryption // nil: bodies in plain text
+	keys *KeyStore // nil: bodies in plain text (keys.go)
 	// ikeys caches the orgs' search index keys (search.go).
 	ikeys indexKeys
 
@@ -127,7 +127,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.stop()
 	db.wg.Wait()
-	db.enc.close()
+	if db.keys != nil {
+		db.keys.Close()
+	}
 	db.pool.Close()
 	return nil
 }

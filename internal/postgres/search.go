@@ -75,23 +75,23 @@ func (db *DB) indexKey(ctx context.Context, q querier, org string, create bool) 
 	if ik, ok := db.ikeys.get(org); ok {
 		return ik, nil
 	}
-	if db.enc != nil {
+	if db.keys != nil {
 		id := keyring.IndexKeyID(org)
-		kekID, wrapped, err := db.enc.keys.get(ctx, id)
+		kekID, wrapped, err := db.keys.Get(ctx, id)
 		if errors.Is(err, keyring.ErrDataKeyDestroyed) {
 			if !create {
 				return nil, nil
 			}
-			_, newKEK, newWrapped, nerr := db.enc.kr.NewIndexKey(ctx, org)
+			_, newKEK, newWrapped, nerr := db.Encryption().Keyring.NewIndexKey(ctx, org)
 			if nerr != nil {
 				return nil, nerr
 			}
-			kekID, wrapped, err = db.enc.keys.putIfAbsent(ctx, id, newKEK, newWrapped, db.enc.now())
+			kekID, wrapped, err = db.keys.putIfAbsent(ctx, id, newKEK, newWrapped, db.Encryption().Now())
 		}
 		if err != nil {
 			return nil, err
 		}
-		ik, err := db.enc.kr.UnwrapIndexKey(ctx, org, kekID, wrapped)
+		ik, err := db.Encryption().Keyring.UnwrapIndexKey(ctx, org, kekID, wrapped)
 		if err != nil {
 			return nil, err
 		}
@@ -295,7 +295,7 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 	// Opened after the rows are read: opening may read a data key through the pool.
 	var last *keyring.DataKey
 	for _, c := range out {
-		if err := db.openMessageWith(ctx, c.Message, &last); err != nil {
+		if err := db.OpenMessage(ctx, c.Message, &last); err != nil {
 			return nil, err
 		}
 	}
@@ -327,7 +327,7 @@ func (p prefixScanner) Scan(dest ...any) error {
 // processes that open together do the work once. With a keyring it first drops what was indexed
 // under a plain key.
 func (db *DB) indexBacklog(ctx context.Context) error {
-	if db.enc != nil {
+	if db.keys != nil {
 		if err := db.dropPlainIndex(ctx); err != nil {
 			return err
 		}
@@ -382,7 +382,7 @@ func (db *DB) indexChunk(ctx context.Context, tx *wtx) (int, error) {
 		dk          *keyring.DataKey
 	)
 	for i, m := range ms {
-		if err := db.openMessageWith(ctx, m, &dk); err != nil {
+		if err := db.OpenMessage(ctx, m, &dk); err != nil {
 			return 0, err
 		}
 		ik, err := db.indexKey(ctx, tx, m.OrgID, true)

@@ -31,10 +31,10 @@ func (db *DB) Snapshot(ctx context.Context, path string) (*chatvault.SnapshotInf
 
 // SnapshotKeys writes a consistent copy of the keys database to path.
 func (db *DB) SnapshotKeys(ctx context.Context, path string) error {
-	if db.enc == nil {
+	if db.keys == nil {
 		return errors.New("snapshot keys: the store runs without encryption at rest: there is no keys database")
 	}
-	return vacuumInto(ctx, db.enc.keys.path, path)
+	return vacuumInto(ctx, db.keys.path, path)
 }
 
 // vacuumInto copies the SQLite database src into the new file dst, consistently.
@@ -337,7 +337,7 @@ func (db *DB) Check(ctx context.Context, sample int) (*chatvault.CheckReport, er
 			return rep, fmt.Errorf("sample messages: %w", err)
 		}
 		rep.Sampled++
-		if _, err := db.openBody(ctx, org, conv, id, version, body); err != nil {
+		if _, err := db.OpenBody(ctx, nil, org, conv, id, version, body); err != nil {
 			if errors.Is(err, keyring.ErrDataKeyDestroyed) {
 				rep.Shredded++
 				continue

@@ -52,7 +52,7 @@ type DB struct {
 
 	stmts     statements
 	sink      chatvault.EventSink
-	enc       *encryption // nil: bodies in plain text (see keys.go)
+	keys      *KeyStore // nil: bodies in plain text (see keys.go)
 	ikeys     indexKeys
 	noIndex   bool // see Options.NoSearchIndex
 	stopMerge chan struct{}
@@ -165,7 +165,11 @@ func (db *DB) Close() error {
 	db.wg.Wait()
 	db.stmts.close()
 	db.cached.close()
-	return errors.Join(db.enc.close(), db.read.Close(), db.write.Close())
+	var keys error
+	if db.keys != nil {
+		keys = db.keys.Close()
+	}
+	return errors.Join(keys, db.read.Close(), db.write.Close())
 }
 
 // Ping checks that the database is open and that the write lock can be taken.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/chatvault/chatvault"
-	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
@@ -32,7 +31,7 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 			return fmt.Errorf("allocate seq: %w", err)
 		}
 		m.Version, m.State = 1, chatvault.StateLive
-		body, err := db.sealBody(ctx, tx, m)
+		body, err := db.SealBody(ctx, tx, m)
 		if err != nil {
 			return err
 		}
@@ -61,20 +60,7 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 
 // openMessage replaces the stored body that scanMessage put in m.Text with its text.
 func (db *DB) openMessage(ctx context.Context, m *chatvault.Message) error {
-	return db.openMessageWith(ctx, m, nil)
-}
-
-// openMessageWith is openMessage remembering the last data key used in *last.
-func (db *DB) openMessageWith(ctx context.Context, m *chatvault.Message, last **keyring.DataKey) error {
-	if m.Text == "" || (db.enc == nil && m.Text[0] != 0xFF) {
-		return nil
-	}
-	text, err := db.openBodyWith(ctx, last, m.OrgID, m.ConversationID, m.ID, m.Version, []byte(m.Text))
-	if err != nil {
-		return err
-	}
-	m.Text = text
-	return nil
+	return db.OpenMessage(ctx, m, nil)
 }
 
 func scanMessage(s sqlstore.Row) (*chatvault.Message, error) { return sqlstore.ScanMessage(s) }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/chatvault/chatvault"
-	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
@@ -134,18 +133,6 @@ type queryer interface {
 type scanner interface{ Scan(dest ...any) error }
 
 // The engine's parts of message handling (keys.go, search.go), for the core.
-
-func (e engine) OpenMessage(ctx context.Context, m *chatvault.Message, last **keyring.DataKey) error {
-	return e.db.openMessageWith(ctx, m, last)
-}
-
-func (e engine) OpenBody(ctx context.Context, orgID, convID, msgID string, version int, body []byte) (string, error) {
-	return e.db.openBody(ctx, orgID, convID, msgID, version, body)
-}
-
-func (e engine) SealEdit(ctx context.Context, orgID, convID, msgID string, version int, prior []byte, text string) ([]byte, error) {
-	return e.db.sealEdit(ctx, orgID, convID, msgID, version, prior, text)
-}
 
 func (e engine) Reindex(ctx context.Context, tx sqlstore.Tx, m *chatvault.Message) error {
 	return e.db.reindex(ctx, tx.(*wtx), m)

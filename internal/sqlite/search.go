@@ -60,21 +60,21 @@ func (db *DB) indexKey(ctx context.Context, q queryer, org string, create bool) 
 		return ik, nil
 	}
 	var ik *keyring.IndexKey
-	if db.enc != nil {
+	if db.keys != nil {
 		id := keyring.IndexKeyID(org)
-		kekID, wrapped, err := db.enc.keys.get(ctx, id)
+		kekID, wrapped, err := db.keys.Get(ctx, id)
 		switch {
 		case err == nil:
-			if ik, err = db.enc.kr.UnwrapIndexKey(ctx, org, kekID, wrapped); err != nil {
+			if ik, err = db.Encryption().Keyring.UnwrapIndexKey(ctx, org, kekID, wrapped); err != nil {
 				return nil, err
 			}
 		case errors.Is(err, keyring.ErrDataKeyDestroyed) && create:
 			// Committed to the keys database before the data transaction that uses it, like a
 			// data key.
-			if ik, kekID, wrapped, err = db.enc.kr.NewIndexKey(ctx, org); err != nil {
+			if ik, kekID, wrapped, err = db.Encryption().Keyring.NewIndexKey(ctx, org); err != nil {
 				return nil, err
 			}
-			if err := db.enc.keys.put(ctx, id, kekID, wrapped, db.enc.now()); err != nil {
+			if err := db.keys.Put(ctx, id, kekID, wrapped, db.Encryption().Now()); err != nil {
 				return nil, err
 			}
 		case errors.Is(err, keyring.ErrDataKeyDestroyed):
@@ -289,7 +289,7 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 		if err != nil {
 			return nil, err
 		}
-		if err := db.openMessageWith(ctx, m, &last); err != nil {
+		if err := db.OpenMessage(ctx, m, &last); err != nil {
 			return nil, err
 		}
 		c.Message = m
@@ -347,7 +347,7 @@ func (db *DB) dropPlainIndex(ctx context.Context) error {
 // bulk load that wrote rows directly), oldest first so document numbers follow sending order, one
 // bounded transaction at a time.
 func (db *DB) indexBacklog(ctx context.Context) error {
-	if db.enc != nil {
+	if db.keys != nil {
 		if err := db.dropPlainIndex(ctx); err != nil {
 			return err
 		}

@@ -50,7 +50,7 @@ func (c *Core) CheckAppend(ctx context.Context, tx Tx, m *chatvault.Message) (du
 	if m.ClientMsgID != "" {
 		prior, err := ScanMessage(tx.QueryRow(ctx, ByClientIDQuery, m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID))
 		if err == nil {
-			if err := c.eng.OpenMessage(ctx, prior, nil); err != nil {
+			if err := c.OpenMessage(ctx, prior, nil); err != nil {
 				return false, err
 			}
 			*m = *prior
@@ -117,7 +117,7 @@ func (c *Core) FindMessages(ctx context.Context, orgID, convID string, q chatvau
 	// A page's messages almost always share one data key.
 	var last *keyring.DataKey
 	for _, m := range out {
-		if err := c.eng.OpenMessage(ctx, m, &last); err != nil {
+		if err := c.OpenMessage(ctx, m, &last); err != nil {
 			return nil, err
 		}
 	}
@@ -130,7 +130,7 @@ func (c *Core) FindMessageByID(ctx context.Context, orgID, convID, msgID string)
 	if err != nil {
 		return nil, err
 	}
-	return m, c.eng.OpenMessage(ctx, m, nil)
+	return m, c.OpenMessage(ctx, m, nil)
 }
 
 // FindMessage reads one message with its body still sealed; the caller opens it.
@@ -153,7 +153,7 @@ func (c *Core) FindMessageBySeq(ctx context.Context, tx Tx, orgID, convID string
 	if err != nil {
 		return nil, err
 	}
-	return m, c.eng.OpenMessage(ctx, m, nil)
+	return m, c.OpenMessage(ctx, m, nil)
 }
 
 // CountMessages counts live messages of a seq range, stopping at q.Limit.
@@ -189,7 +189,7 @@ func (c *Core) EditMessage(ctx context.Context, orgID, convID string, seq int64,
 			RETURNING body`, Millis(written), orgID, convID, seq).Scan(&prior); err != nil {
 			return fmt.Errorf("insert message version: %w", err)
 		}
-		body, err := c.eng.SealEdit(ctx, orgID, convID, m.ID, m.Version+1, prior, text)
+		body, err := c.sealEdit(ctx, orgID, convID, m.ID, m.Version+1, prior, text)
 		if err != nil {
 			return err
 		}
@@ -260,7 +260,7 @@ func (c *Core) FindMessageVersions(ctx context.Context, orgID, convID string, se
 	}
 	rows.Close()
 	for i, v := range out {
-		if v.Text, err = c.eng.OpenBody(ctx, orgID, convID, ids[i], v.Version, bodies[i]); err != nil {
+		if v.Text, err = c.OpenBody(ctx, nil, orgID, convID, ids[i], v.Version, bodies[i]); err != nil {
 			return nil, err
 		}
 	}

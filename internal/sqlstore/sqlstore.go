@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
-	"github.com/chatvault/chatvault/internal/keyring"
 )
 
 // Querier runs statements: a connection pool, a read snapshot or a write transaction, adapted
@@ -59,15 +58,8 @@ type Engine interface {
 	// View runs fn in one read-only snapshot.
 	View(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 
-	// Sealing and the search index stay with each engine for now.
+	// The search index stays with each engine.
 
-	// OpenMessage replaces the stored body that ScanMessage put in m.Text with its text; last,
-	// when not nil, remembers the data key across a page of messages.
-	OpenMessage(ctx context.Context, m *chatvault.Message, last **keyring.DataKey) error
-	// OpenBody returns the text of a stored body.
-	OpenBody(ctx context.Context, orgID, convID, msgID string, version int, body []byte) (string, error)
-	// SealEdit seals a new version of a message's body under the key of its prior body.
-	SealEdit(ctx context.Context, orgID, convID, msgID string, version int, prior []byte, text string) ([]byte, error)
 	// Reindex replaces an edited message's index entry.
 	Reindex(ctx context.Context, tx Tx, m *chatvault.Message) error
 	// Unindex deletes the index entries of the listed messages.
@@ -103,12 +95,16 @@ type Core struct {
 	eng Engine
 	// read runs one-off reads; cached runs reads of fixed query text, which SQLite prepares once.
 	read, cached Querier
+	enc          *Encryption // nil: bodies in plain text (keys.go)
 }
 
 // New returns the core of a store. read runs reads whose text varies; cached runs the others.
 func New(d Dialect, eng Engine, read, cached Querier) *Core {
 	return &Core{d: d, eng: eng, read: read, cached: cached}
 }
+
+// Encryption returns the store's sealing state; nil when it stores bodies in plain text.
+func (c *Core) Encryption() *Encryption { return c.enc }
 
 // Dialect returns the core's dialect.
 func (c *Core) Dialect() *Dialect { return &c.d }
