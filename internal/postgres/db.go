@@ -62,8 +62,6 @@ type DB struct {
 	now  func() time.Time
 	log  *slog.Logger
 	keys *KeyStore // nil: bodies in plain text (keys.go)
-	// ikeys caches the orgs' search index keys (search.go).
-	ikeys indexKeys
 
 	parts partitions
 
@@ -218,10 +216,6 @@ func SchemaVersion() int {
 	return len(entries)
 }
 
-// errRetry asks update to run the transaction again: another transaction got there first in a way
-// that the next attempt sees (a direct conversation created concurrently).
-var errRetry = errors.New("retry transaction")
-
 // update runs fn in one transaction and returns once it is committed (synchronous_commit on: on
 // disk), or fn failed and nothing it did is kept. Deadlocks and serialization failures, which
 // PostgreSQL resolves by aborting one transaction, are retried a few times.
@@ -231,7 +225,7 @@ func (db *DB) update(ctx context.Context, fn func(ctx context.Context, tx *wtx) 
 		if attempt < 5 && retryable(err) {
 			continue
 		}
-		if errors.Is(err, errRetry) || errors.Is(err, sqlstore.ErrRetry) {
+		if errors.Is(err, sqlstore.ErrRetry) {
 			return fmt.Errorf("transaction kept conflicting: %w", err)
 		}
 		return err
@@ -258,7 +252,7 @@ func (db *DB) updateOnce(ctx context.Context, fn func(ctx context.Context, tx *w
 }
 
 func retryable(err error) bool {
-	if errors.Is(err, errRetry) || errors.Is(err, sqlstore.ErrRetry) {
+	if errors.Is(err, sqlstore.ErrRetry) {
 		return true
 	}
 	var pe *pgconn.PgError
@@ -273,78 +267,6 @@ func isUniqueViolation(err error) bool {
 func isConstraint(err error, name string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == name
-}
-
-// querier is what reads need: the pool, or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-func millis(t time.Time) int64 { return t.UnixMilli() }
-
-func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-func nullMillis(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return t.UnixMilli()
-}
-
-func fromNullMillis(n *int64) *time.Time {
-	if n == nil {
-		return nil
-	}
-	t := fromMillis(*n)
-	return &t
-}
-
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func str(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// b2i stores a boolean as SQLite does, 0 or 1, so both stores hold the same values.
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func nullInt(v *int) any {
-	if v == nil {
-		return nil
-	}
-	return int64(*v)
-}
-
-func fromNullInt(n *int64) *int {
-	if n == nil {
-		return nil
-	}
-	v := int(*n)
-	return &v
-}
-
-// args collects positional parameters for SQL built piece by piece.
-type args []any
-
-// add appends v and returns its placeholder.
-func (a *args) add(v any) string {
-	*a = append(*a, v)
-	return "$" + strconv.Itoa(len(*a))
 }
 
 func collectStrings(rows pgx.Rows) ([]string, error) {

@@ -70,19 +70,19 @@ func (ks *KeyStore) Put(ctx context.Context, id keyring.DataKeyID, kekID string,
 	_, err := ks.pool.Exec(ctx, `INSERT INTO chatvault_keys.data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, conversation_id, id)
 		DO UPDATE SET kek_id = excluded.kek_id, wrapped = excluded.wrapped, created_at = excluded.created_at`,
-		id.Org, id.Conversation, id.N, kekID, wrapped, millis(at))
+		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at))
 	if err != nil {
 		return fmt.Errorf("store data key %s: %w", id, err)
 	}
 	return nil
 }
 
-// putIfAbsent stores a key under id unless one is there already, and returns the one that is
+// PutIfAbsent stores a key under id unless one is there already, and returns the one that is
 // there after: two processes that make an org's index key at once both end up with the first.
-func (ks *KeyStore) putIfAbsent(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) (string, []byte, error) {
+func (ks *KeyStore) PutIfAbsent(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) (string, []byte, error) {
 	if _, err := ks.pool.Exec(ctx, `INSERT INTO chatvault_keys.data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, conversation_id, id) DO NOTHING`,
-		id.Org, id.Conversation, id.N, kekID, wrapped, millis(at)); err != nil {
+		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at)); err != nil {
 		return "", nil, fmt.Errorf("store key %s: %w", id, err)
 	}
 	return ks.Get(ctx, id)

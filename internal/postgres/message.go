@@ -43,9 +43,9 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 		if err != nil {
 			return err
 		}
-		if indexable(m) {
+		if sqlstore.Indexable(m) {
 			// Before the counter's lock: a first message may make the org's index key.
-			if _, err := db.indexKey(ctx, tx, m.OrgID, true); err != nil {
+			if _, err := db.IndexKey(ctx, coreTx{tx}, m.OrgID, true); err != nil {
 				return err
 			}
 		}
@@ -56,11 +56,11 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 			return err
 		}
 		var doc any
-		if indexable(m) {
+		if sqlstore.Indexable(m) {
 			doc = ev
 		}
 		_, err = tx.Exec(ctx, sqlstore.InsertMessageQuery, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-			nullString(m.ClientMsgID), string(m.Kind), body, nullString(m.ReplyTo), millis(m.SentAt), m.Importance, doc)
+			sqlstore.NullString(m.ClientMsgID), string(m.Kind), body, sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), m.Importance, doc)
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
 // Backups. A snapshot is made with VACUUM INTO from a connection of its own: SQLite reads the
@@ -183,7 +184,7 @@ func (db *DB) Deletions(ctx context.Context, after int64) ([]chatvault.Deletion,
 				return nil, 0, fmt.Errorf("read deleted messages: %w", err)
 			}
 			for rows.Next() {
-				d := chatvault.Deletion{OrgID: c.org, ConversationID: c.id, At: fromMillis(e.at)}
+				d := chatvault.Deletion{OrgID: c.org, ConversationID: c.id, At: sqlstore.FromMillis(e.at)}
 				var state string
 				if err := rows.Scan(&d.Seq, &d.MessageID, &state); err != nil {
 					rows.Close()
@@ -229,7 +230,7 @@ func (db *DB) ApplyDeletions(ctx context.Context, ds []chatvault.Deletion) (int,
 				return fmt.Errorf("enable secure_delete: %w", err)
 			}
 			for _, d := range chunk {
-				at := millis(d.At)
+				at := sqlstore.Millis(d.At)
 				var res sql.Result
 				var err error
 				switch d.Kind {

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/sqlstore"
@@ -53,8 +52,7 @@ type DB struct {
 	stmts     statements
 	sink      chatvault.EventSink
 	keys      *KeyStore // nil: bodies in plain text (see keys.go)
-	ikeys     indexKeys
-	noIndex   bool // see Options.NoSearchIndex
+	noIndex   bool      // see Options.NoSearchIndex
 	stopMerge chan struct{}
 	mergeDone chan struct{}
 }
@@ -231,27 +229,6 @@ func SchemaVersion() int {
 	entries, _ := fs.ReadDir(migrations, "migrations")
 	return len(entries)
 }
-
-func millis(t time.Time) int64 { return t.UnixMilli() }
-
-func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-func nullMillis(t *time.Time) sql.NullInt64 {
-	if t == nil {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
-func fromNullMillis(n sql.NullInt64) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := fromMillis(n.Int64)
-	return &t
-}
-
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 func isUniqueViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")

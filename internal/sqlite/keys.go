@@ -220,11 +220,20 @@ func (ks *KeyStore) Get(ctx context.Context, id keyring.DataKeyID) (string, []by
 // Put stores a key, replacing one under the same id.
 func (ks *KeyStore) Put(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) error {
 	_, err := ks.db.ExecContext(ctx, `INSERT OR REPLACE INTO data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		id.Org, id.Conversation, id.N, kekID, wrapped, millis(at))
+		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at))
 	if err != nil {
 		return fmt.Errorf("store data key %s: %w", id, err)
 	}
 	return nil
+}
+
+// PutIfAbsent stores a key unless one is there already, and returns the one there after.
+func (ks *KeyStore) PutIfAbsent(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) (string, []byte, error) {
+	if _, err := ks.db.ExecContext(ctx, `INSERT OR IGNORE INTO data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at)); err != nil {
+		return "", nil, fmt.Errorf("store key %s: %w", id, err)
+	}
+	return ks.Get(ctx, id)
 }
 
 // Destroy deletes a key's material.
@@ -266,7 +275,7 @@ func (ks *KeyStore) Uses(ctx context.Context) ([]KEKUse, error) {
 		if err := rows.Scan(&u.KEKID, &u.DataKeys, &oldest, &newest); err != nil {
 			return nil, err
 		}
-		u.Oldest, u.Newest = fromMillis(oldest), fromMillis(newest)
+		u.Oldest, u.Newest = sqlstore.FromMillis(oldest), sqlstore.FromMillis(newest)
 		out = append(out, u)
 	}
 	return out, rows.Err()

@@ -38,11 +38,11 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 		// The message's event number doubles as its index document number: unique, and in
 		// commit order.
 		var doc sql.NullInt64
-		if indexable(m) && !db.noIndex {
+		if sqlstore.Indexable(m) && !db.noIndex {
 			doc = sql.NullInt64{Int64: ev, Valid: true}
 		}
 		_, err = tx.StmtContext(ctx, db.stmts.insertMessage).ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-			nullString(m.ClientMsgID), string(m.Kind), body, nullString(m.ReplyTo), millis(m.SentAt), m.Importance, doc)
+			sqlstore.NullString(m.ClientMsgID), string(m.Kind), body, sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), m.Importance, doc)
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}

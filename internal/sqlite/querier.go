@@ -126,12 +126,6 @@ var dialect = sqlstore.Dialect{
 	Constraint:      func(error, string) bool { return false },
 }
 
-type queryer interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-type scanner interface{ Scan(dest ...any) error }
-
 // The engine's parts of message handling (keys.go, search.go), for the core.
 
 func (e engine) Reindex(ctx context.Context, tx sqlstore.Tx, m *chatvault.Message) error {

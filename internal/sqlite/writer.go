@@ -57,22 +57,8 @@ func (tx *wtx) emit(ctx context.Context, ev chatvault.Event) (int64, error) {
 		return 0, err
 	}
 	ev.ID = id
-	var forUser sql.NullString
-	if ev.PerUser() {
-		forUser = nullString(ev.Subject)
-		_, err = tx.ExecContext(ctx, `UPDATE participants SET changed_event_id = ? WHERE org_id = ? AND conversation_id = ? AND user_id = ?`,
-			id, ev.OrgID, ev.ConversationID, ev.Subject)
-	} else {
-		_, err = tx.ExecContext(ctx, `UPDATE conversations SET last_event_id = ? WHERE org_id = ? AND id = ?`, id, ev.OrgID, ev.ConversationID)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("record event: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at, from_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ev.OrgID, ev.ConversationID, id, ev.Kind, forUser, nullString(ev.Subject),
-		sql.NullInt64{Int64: ev.Seq, Valid: ev.Seq > 0}, nullString(ev.MessageID), millis(ev.At), sql.NullInt64{Int64: ev.FromSeq, Valid: ev.FromSeq > 0})
-	if err != nil {
-		return 0, fmt.Errorf("insert event: %w", err)
+	if err := sqlstore.RecordEvent(ctx, tx, ev); err != nil {
+		return 0, err
 	}
 	tx.events = append(tx.events, ev)
 	return id, nil

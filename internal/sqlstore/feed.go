@@ -130,3 +130,28 @@ func findEvents(ctx context.Context, q Querier, orgID, convID, userID string, af
 	}
 	return out, rows.Err()
 }
+
+// RecordEvent records a numbered event where sync looks for it: the row it moves (the
+// conversation, or the participant for a per-user event) and the events table. The engine numbers
+// the event (SQLite's writer; PostgreSQL's counter row, locked until commit).
+func RecordEvent(ctx context.Context, tx Querier, ev chatvault.Event) error {
+	var forUser sql.NullString
+	var err error
+	if ev.PerUser() {
+		forUser = NullString(ev.Subject)
+		_, err = tx.Exec(ctx, `UPDATE participants SET changed_event_id = $1 WHERE org_id = $2 AND conversation_id = $3 AND user_id = $4`,
+			ev.ID, ev.OrgID, ev.ConversationID, ev.Subject)
+	} else {
+		_, err = tx.Exec(ctx, `UPDATE conversations SET last_event_id = $1 WHERE org_id = $2 AND id = $3`, ev.ID, ev.OrgID, ev.ConversationID)
+	}
+	if err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at, from_seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, ev.OrgID, ev.ConversationID, ev.ID, string(ev.Kind), forUser, NullString(ev.Subject),
+		NullPositive(ev.Seq), NullString(ev.MessageID), Millis(ev.At), NullPositive(ev.FromSeq))
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}

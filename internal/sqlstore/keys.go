@@ -36,6 +36,8 @@ type KeyStore interface {
 	Get(ctx context.Context, id keyring.DataKeyID) (kekID string, wrapped []byte, err error)
 	// Put stores a key, replacing one under the same id, durably before it returns.
 	Put(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) error
+	// PutIfAbsent stores a key unless one is there already, and returns the one there after.
+	PutIfAbsent(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) (string, []byte, error)
 	// Destroy deletes a key's material.
 	Destroy(ctx context.Context, id keyring.DataKeyID) error
 	// Samples returns one wrapped key per KEK, with how many keys that KEK wraps.

@@ -96,6 +96,7 @@ type Core struct {
 	// read runs one-off reads; cached runs reads of fixed query text, which SQLite prepares once.
 	read, cached Querier
 	enc          *Encryption // nil: bodies in plain text (keys.go)
+	ikeys        IndexKeys
 }
 
 // New returns the core of a store. read runs reads whose text varies; cached runs the others.
