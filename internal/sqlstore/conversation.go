@@ -37,7 +37,7 @@ func (c *Core) CreateConversation(ctx context.Context, conv *chatvault.Conversat
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO conversations (`+conversationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)`,
-			conv.OrgID, conv.ID, string(conv.Kind), conv.Title, conv.CreatedBy, Millis(conv.CreatedAt), B2i(conv.HistoryVisibleToNewMembers), NullString(conv.DirectKey))
+			conv.OrgID, conv.ID, string(conv.Kind), conv.Title, conv.CreatedBy, Millis(conv.CreatedAt), b2i(conv.HistoryVisibleToNewMembers), NullString(conv.DirectKey))
 		if c.d.Constraint(err, "conversations_direct") {
 			return ErrRetry // created meanwhile by another transaction: the next attempt finds it
 		} else if err != nil {
@@ -93,13 +93,13 @@ func insertSpan(ctx context.Context, tx Tx, orgID, convID, userID string, fromSe
 
 // FindConversation finds one conversation of the org.
 func (c *Core) FindConversation(ctx context.Context, orgID, convID string) (*chatvault.Conversation, error) {
-	return c.FindConversationIn(ctx, c.cached, orgID, convID, false)
+	return c.findConversationIn(ctx, c.cached, orgID, convID, false)
 }
 
-// FindConversationIn reads one conversation through q; lock also locks its row until commit
+// findConversationIn reads one conversation through q; lock also locks its row until commit
 // (PostgreSQL), which serialises everything that allocates its seqs or changes its membership.
 // SQLite's single writer serialises them already.
-func (c *Core) FindConversationIn(ctx context.Context, q Querier, orgID, convID string, lock bool) (*chatvault.Conversation, error) {
+func (c *Core) findConversationIn(ctx context.Context, q Querier, orgID, convID string, lock bool) (*chatvault.Conversation, error) {
 	query := findConversationQuery
 	if lock {
 		query = c.d.pick(findConversationQuery, findConversationQuery+` FOR UPDATE`)
@@ -204,7 +204,7 @@ func scanSpan(s Row, key *string) (chatvault.MemberSpan, error) {
 		span.ToEvent = &toEvent.Int64
 	}
 	span.JoinedAt = FromMillis(joined)
-	span.LeftAt = FromNullMillis(left)
+	span.LeftAt = fromNullMillis(left)
 	return span, nil
 }
 
@@ -285,7 +285,7 @@ func (c *Core) AddMembers(ctx context.Context, orgID, convID string, userIDs []s
 
 // findGroup reads and locks a group: its last seq must not move while membership changes.
 func (c *Core) findGroup(ctx context.Context, tx Tx, orgID, convID string) (*chatvault.Conversation, error) {
-	conv, err := c.FindConversationIn(ctx, tx, orgID, convID, true)
+	conv, err := c.findConversationIn(ctx, tx, orgID, convID, true)
 	if err != nil {
 		return nil, err
 	}

@@ -78,11 +78,11 @@ func (c *Core) FindSession(ctx context.Context, tokenHash []byte) (*chatvault.Se
 		return nil, fmt.Errorf("query session: %w", err)
 	}
 	s.Device.CreatedAt = FromMillis(created)
-	s.Device.RevokedAt = FromNullMillis(revoked)
+	s.Device.RevokedAt = fromNullMillis(revoked)
 	s.Device.TokenHash = tokenHash
 	s.User.OrgID, s.User.ID = s.Device.OrgID, s.Device.UserID
-	s.User.Roles = SplitRoles(roles)
+	s.User.Roles = splitRoles(roles)
 	s.User.CreatedAt = FromMillis(userCreated)
-	s.User.RetentionDays = FromNullInt(retention)
+	s.User.RetentionDays = fromNullInt(retention)
 	return &s, nil
 }

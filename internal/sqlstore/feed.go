@@ -49,7 +49,7 @@ func (c *Core) FindChanges(ctx context.Context, orgID, userID string, since int6
 			return chatvault.Errorf(chatvault.ERESYNC, "more than %d conversations changed since the cursor: start over with an initial sync", maxConversations)
 		}
 		for _, convID := range ids {
-			conv, err := c.FindConversationIn(ctx, q, orgID, convID, false)
+			conv, err := c.findConversationIn(ctx, q, orgID, convID, false)
 			if err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func (c *Core) changedConversations(ctx context.Context, q Querier, orgID, userI
 		query = byActivity + ` UNION SELECT conversation_id FROM participants INDEXED BY participants_changed
 			WHERE org_id = $1 AND user_id = $3 AND changed_event_id > $2`
 	}
-	ids, err := Strings(ctx, q, query, orgID, since, userID)
+	ids, err := queryStrings(ctx, q, query, orgID, since, userID)
 	if err != nil {
 		return nil, fmt.Errorf("query changed conversations: %w", err)
 	}
@@ -149,7 +149,7 @@ func RecordEvent(ctx context.Context, tx Querier, ev chatvault.Event) error {
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at, from_seq)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, ev.OrgID, ev.ConversationID, ev.ID, string(ev.Kind), forUser, NullString(ev.Subject),
-		NullPositive(ev.Seq), NullString(ev.MessageID), Millis(ev.At), NullPositive(ev.FromSeq))
+		nullPositive(ev.Seq), NullString(ev.MessageID), Millis(ev.At), nullPositive(ev.FromSeq))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}

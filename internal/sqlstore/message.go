@@ -97,7 +97,7 @@ func (c *Core) FindMessages(ctx context.Context, orgID, convID string, q chatvau
 	if q.Desc {
 		query = PageDescQuery
 	}
-	rows, err := c.cached.Query(ctx, query, orgID, convID, q.After, before, q.HiddenFor, q.Limit, SentFrom(q.SentFrom))
+	rows, err := c.cached.Query(ctx, query, orgID, convID, q.After, before, q.HiddenFor, q.Limit, sentFrom(q.SentFrom))
 	if err != nil {
 		return nil, fmt.Errorf("query messages: %w", err)
 	}
@@ -126,15 +126,15 @@ func (c *Core) FindMessages(ctx context.Context, orgID, convID string, q chatvau
 
 // FindMessageByID finds one message of a conversation.
 func (c *Core) FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*chatvault.Message, error) {
-	m, err := FindMessage(ctx, c.cached, `SELECT `+MessageColumns+` FROM messages WHERE org_id = $1 AND conversation_id = $2 AND id = $3`, orgID, convID, msgID)
+	m, err := findMessage(ctx, c.cached, `SELECT `+MessageColumns+` FROM messages WHERE org_id = $1 AND conversation_id = $2 AND id = $3`, orgID, convID, msgID)
 	if err != nil {
 		return nil, err
 	}
 	return m, c.OpenMessage(ctx, m, nil)
 }
 
-// FindMessage reads one message with its body still sealed; the caller opens it.
-func FindMessage(ctx context.Context, q Querier, query string, args ...any) (*chatvault.Message, error) {
+// findMessage reads one message with its body still sealed; the caller opens it.
+func findMessage(ctx context.Context, q Querier, query string, args ...any) (*chatvault.Message, error) {
 	m, err := ScanMessage(q.QueryRow(ctx, query, args...))
 	if isNoRows(err) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "message not found")
@@ -142,14 +142,14 @@ func FindMessage(ctx context.Context, q Querier, query string, args ...any) (*ch
 	return m, err
 }
 
-// FindMessageBySeq reads and opens one message inside a write, locking its row on PostgreSQL.
-func (c *Core) FindMessageBySeq(ctx context.Context, tx Tx, orgID, convID string, seq int64, lock bool) (*chatvault.Message, error) {
+// findMessageBySeq reads and opens one message inside a write, locking its row on PostgreSQL.
+func (c *Core) findMessageBySeq(ctx context.Context, tx Tx, orgID, convID string, seq int64, lock bool) (*chatvault.Message, error) {
 	const q = `SELECT ` + MessageColumns + ` FROM messages WHERE org_id = $1 AND conversation_id = $2 AND seq = $3`
 	query := q
 	if lock {
 		query = c.d.pick(q, q+` FOR UPDATE`)
 	}
-	m, err := FindMessage(ctx, tx, query, orgID, convID, seq)
+	m, err := findMessage(ctx, tx, query, orgID, convID, seq)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (c *Core) FindMessageBySeq(ctx context.Context, tx Tx, orgID, convID string
 // CountMessages counts live messages of a seq range, stopping at q.Limit.
 func (c *Core) CountMessages(ctx context.Context, orgID, convID string, q chatvault.MessageCount) (int, error) {
 	var n int
-	err := c.cached.QueryRow(ctx, CountQuery, orgID, convID, q.After, q.UpTo, q.ExcludeSender, q.HiddenFor, q.Limit, SentFrom(q.SentFrom)).Scan(&n)
+	err := c.cached.QueryRow(ctx, CountQuery, orgID, convID, q.After, q.UpTo, q.ExcludeSender, q.HiddenFor, q.Limit, sentFrom(q.SentFrom)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count messages: %w", err)
 	}
@@ -170,7 +170,7 @@ func (c *Core) CountMessages(ctx context.Context, orgID, convID string, q chatva
 func (c *Core) EditMessage(ctx context.Context, orgID, convID string, seq int64, expectVersion int, text string, at time.Time) (*chatvault.Message, error) {
 	var out *chatvault.Message
 	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
-		m, err := c.FindMessageBySeq(ctx, tx, orgID, convID, seq, true)
+		m, err := c.findMessageBySeq(ctx, tx, orgID, convID, seq, true)
 		if err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func (c *Core) RecallMessage(ctx context.Context, orgID, convID string, seq int6
 		if n == 0 {
 			return chatvault.Errorf(chatvault.ECONFLICT, "only a live message can be recalled")
 		}
-		if out, err = c.FindMessageBySeq(ctx, tx, orgID, convID, seq, false); err != nil {
+		if out, err = c.findMessageBySeq(ctx, tx, orgID, convID, seq, false); err != nil {
 			return err
 		}
 		if err := c.eng.Unindex(ctx, tx, orgID, convID, []int64{seq}); err != nil {
@@ -283,8 +283,8 @@ func (c *Core) HideMessage(ctx context.Context, orgID, convID, userID string, se
 	})
 }
 
-// SentFrom turns an optional lower time bound into one that SQL can always apply.
-func SentFrom(t time.Time) int64 {
+// sentFrom turns an optional lower time bound into one that SQL can always apply.
+func sentFrom(t time.Time) int64 {
 	if t.IsZero() {
 		return -1 << 62
 	}
@@ -307,8 +307,8 @@ func ScanMessage(s Row) (*chatvault.Message, error) {
 		return nil, fmt.Errorf("scan message: %w", err)
 	}
 	m.ClientMsgID, m.ReplyTo, m.Text = client.String, replyTo.String, string(body)
-	m.SentAt, m.EditedAt, m.StateAt = FromMillis(sent), FromNullMillis(edited), FromNullMillis(stateAt)
-	m.ExpiredAt, m.Important = FromNullMillis(expired), m.Importance != 0
+	m.SentAt, m.EditedAt, m.StateAt = FromMillis(sent), fromNullMillis(edited), fromNullMillis(stateAt)
+	m.ExpiredAt, m.Important = fromNullMillis(expired), m.Importance != 0
 	return &m, nil
 }
 

@@ -122,7 +122,7 @@ func (c *Core) lockConversation(ctx context.Context, tx Tx, orgID, convID string
 	if !c.d.Postgres {
 		return nil
 	}
-	_, err := c.FindConversationIn(ctx, tx, orgID, convID, true)
+	_, err := c.findConversationIn(ctx, tx, orgID, convID, true)
 	return err
 }
 
@@ -342,7 +342,7 @@ func (c *Core) countPurge(ctx context.Context, s chatvault.Selection, where, you
 		return nil, fmt.Errorf("count messages: %w", err)
 	}
 	out.FirstSeq, out.LastSeq = first.Int64, last.Int64
-	out.FirstSentAt, out.LastSentAt = FromNullMillis(firstAt), FromNullMillis(lastAt)
+	out.FirstSentAt, out.LastSentAt = fromNullMillis(firstAt), fromNullMillis(lastAt)
 	var all int
 	a = nil
 	q = `SELECT count(*) ` + base(&a) + where(&a) + extra

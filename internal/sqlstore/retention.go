@@ -65,7 +65,7 @@ func (c *Core) rescanFrom(ctx context.Context, tx Tx, orgID, convID string, seq 
 func (c *Core) SetConversationRetention(ctx context.Context, orgID, convID string, days *int) error {
 	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		n, err := tx.Exec(ctx, `UPDATE conversations SET retention_days = $1, expire_scanned_seq = 0 WHERE org_id = $2 AND id = $3`,
-			NullInt(days), orgID, convID)
+			nullInt(days), orgID, convID)
 		if err != nil {
 			return fmt.Errorf("set conversation retention: %w", err)
 		}
@@ -85,13 +85,13 @@ func (c *Core) FindConversationRetention(ctx context.Context, orgID, convID stri
 	} else if err != nil {
 		return nil, fmt.Errorf("query conversation retention: %w", err)
 	}
-	return FromNullInt(days), nil
+	return fromNullInt(days), nil
 }
 
 // SetUserRetention sets or clears a user's own preference.
 func (c *Core) SetUserRetention(ctx context.Context, orgID, userID string, days *int) error {
 	return c.update(ctx, func(ctx context.Context, tx Tx) error {
-		n, err := tx.Exec(ctx, `UPDATE users SET retention_days = $1 WHERE org_id = $2 AND id = $3`, NullInt(days), orgID, userID)
+		n, err := tx.Exec(ctx, `UPDATE users SET retention_days = $1 WHERE org_id = $2 AND id = $3`, nullInt(days), orgID, userID)
 		if err != nil {
 			return fmt.Errorf("set user retention: %w", err)
 		}
@@ -115,7 +115,7 @@ func (c *Core) FindMemberRetention(ctx context.Context, orgID, convID string) ([
 	return collect(rows, func(r Row) (*int, error) {
 		var d sql.NullInt64
 		err := r.Scan(&d)
-		return FromNullInt(d), err
+		return fromNullInt(d), err
 	})
 }
 
@@ -130,7 +130,7 @@ func (c *Core) FindParticipantIDs(ctx context.Context, orgID, convID string) ([]
 }
 
 func (c *Core) strings(ctx context.Context, query string, args ...any) ([]string, error) {
-	out, err := Strings(ctx, c.read, query, args...)
+	out, err := queryStrings(ctx, c.read, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
@@ -144,7 +144,7 @@ func (c *Core) CreateHold(ctx context.Context, h *chatvault.Hold) error {
 	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO legal_holds (org_id, id, name, reason, custodians, conversations, from_at, to_at, created_by, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, h.OrgID, h.ID, h.Name, h.Reason, string(cust), string(convs),
-			NullMillis(h.From), NullMillis(h.To), h.CreatedBy, Millis(h.CreatedAt))
+			nullMillis(h.From), nullMillis(h.To), h.CreatedBy, Millis(h.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert hold: %w", err)
 		}
@@ -157,7 +157,7 @@ const holdColumns = `org_id, id, name, reason, custodians, conversations, from_a
 // FindHolds lists the org's holds, newest first.
 func (c *Core) FindHolds(ctx context.Context, orgID string, activeOnly bool) ([]*chatvault.Hold, error) {
 	rows, err := c.cached.Query(ctx, `SELECT `+holdColumns+` FROM legal_holds WHERE org_id = $1 AND ($2 = 0 OR released_at IS NULL)
-		ORDER BY created_at DESC, id`, orgID, B2i(activeOnly))
+		ORDER BY created_at DESC, id`, orgID, b2i(activeOnly))
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}
@@ -182,7 +182,7 @@ func scanHold(s Row) (*chatvault.Hold, error) {
 	if err := json.Unmarshal([]byte(convs), &h.Conversations); err != nil {
 		return nil, fmt.Errorf("decode hold conversations: %w", err)
 	}
-	h.From, h.To, h.ReleasedAt, h.ReleasedBy = FromNullMillis(from), FromNullMillis(to), FromNullMillis(released), releasedBy.String
+	h.From, h.To, h.ReleasedAt, h.ReleasedBy = fromNullMillis(from), fromNullMillis(to), fromNullMillis(released), releasedBy.String
 	h.CreatedAt = FromMillis(created)
 	return &h, nil
 }
@@ -208,7 +208,7 @@ func (c *Core) ReleaseHold(ctx context.Context, orgID, holdID, by string, at tim
 func (c *Core) CreateRule(ctx context.Context, r *chatvault.ImportantRule) error {
 	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO important_rules (org_id, id, pattern, regex, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			r.OrgID, r.ID, r.Pattern, B2i(r.Regex), r.CreatedBy, Millis(r.CreatedAt))
+			r.OrgID, r.ID, r.Pattern, b2i(r.Regex), r.CreatedBy, Millis(r.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert rule: %w", err)
 		}
@@ -252,7 +252,7 @@ func (c *Core) DeleteRule(ctx context.Context, orgID, ruleID string) error {
 func (c *Core) SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error) {
 	var out *chatvault.Message
 	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
-		m, err := c.FindMessageBySeq(ctx, tx, orgID, convID, seq, true)
+		m, err := c.findMessageBySeq(ctx, tx, orgID, convID, seq, true)
 		if err != nil {
 			return err
 		}
@@ -305,7 +305,7 @@ func (c *Core) SavePurgeRun(ctx context.Context, r *chatvault.PurgeRun) error {
 	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO purge_runs (org_id, id, started_at, finished_at, certificate) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (org_id, id) DO UPDATE SET finished_at = excluded.finished_at, certificate = excluded.certificate`,
-			r.OrgID, r.ID, Millis(r.StartedAt), NullMillis(r.FinishedAt), string(raw))
+			r.OrgID, r.ID, Millis(r.StartedAt), nullMillis(r.FinishedAt), string(raw))
 		if err != nil {
 			return fmt.Errorf("save purge run: %w", err)
 		}

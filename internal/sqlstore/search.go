@@ -18,15 +18,15 @@ import (
 // filter on the rows found (a user in that many conversations sees most of the org anyway).
 const ScopeTokenLimit = 256
 
-// IndexKeys caches the orgs' index keys. A key never changes once stored (except when an index
+// indexKeys caches the orgs' index keys. A key never changes once stored (except when an index
 // made under a plain key is rebuilt at open, which resets the cache).
-type IndexKeys struct {
+type indexKeys struct {
 	mu sync.Mutex
 	m  map[string]*keyring.IndexKey
 }
 
 // Get returns the org's cached key.
-func (k *IndexKeys) Get(org string) (*keyring.IndexKey, bool) {
+func (k *indexKeys) Get(org string) (*keyring.IndexKey, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	ik, ok := k.m[org]
@@ -34,7 +34,7 @@ func (k *IndexKeys) Get(org string) (*keyring.IndexKey, bool) {
 }
 
 // Put caches the org's key.
-func (k *IndexKeys) Put(org string, ik *keyring.IndexKey) {
+func (k *indexKeys) Put(org string, ik *keyring.IndexKey) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.m == nil {
@@ -44,7 +44,7 @@ func (k *IndexKeys) Put(org string, ik *keyring.IndexKey) {
 }
 
 // Reset forgets every key.
-func (k *IndexKeys) Reset() {
+func (k *indexKeys) Reset() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.m = nil

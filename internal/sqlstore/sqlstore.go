@@ -96,7 +96,7 @@ type Core struct {
 	// read runs one-off reads; cached runs reads of fixed query text, which SQLite prepares once.
 	read, cached Querier
 	enc          *Encryption // nil: bodies in plain text (keys.go)
-	ikeys        IndexKeys
+	ikeys        indexKeys
 }
 
 // New returns the core of a store. read runs reads whose text varies; cached runs the others.
@@ -122,16 +122,16 @@ func Millis(t time.Time) int64 { return t.UnixMilli() }
 // FromMillis reads a stored time.
 func FromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// NullMillis stores an optional time.
-func NullMillis(t *time.Time) sql.NullInt64 {
+// nullMillis stores an optional time.
+func nullMillis(t *time.Time) sql.NullInt64 {
 	if t == nil {
 		return sql.NullInt64{}
 	}
 	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
 }
 
-// FromNullMillis reads an optional time.
-func FromNullMillis(n sql.NullInt64) *time.Time {
+// fromNullMillis reads an optional time.
+func fromNullMillis(n sql.NullInt64) *time.Time {
 	if !n.Valid {
 		return nil
 	}
@@ -142,27 +142,27 @@ func FromNullMillis(n sql.NullInt64) *time.Time {
 // NullString stores "" as NULL.
 func NullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// NullPositive stores 0 (and less) as NULL.
-func NullPositive(n int64) sql.NullInt64 { return sql.NullInt64{Int64: n, Valid: n > 0} }
+// nullPositive stores 0 (and less) as NULL.
+func nullPositive(n int64) sql.NullInt64 { return sql.NullInt64{Int64: n, Valid: n > 0} }
 
-// B2i stores a boolean as 0 or 1: both engines keep booleans in integer columns.
-func B2i(b bool) int {
+// b2i stores a boolean as 0 or 1: both engines keep booleans in integer columns.
+func b2i(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
 }
 
-// NullInt stores an optional int.
-func NullInt(v *int) sql.NullInt64 {
+// nullInt stores an optional int.
+func nullInt(v *int) sql.NullInt64 {
 	if v == nil {
 		return sql.NullInt64{}
 	}
 	return sql.NullInt64{Int64: int64(*v), Valid: true}
 }
 
-// FromNullInt reads an optional int.
-func FromNullInt(n sql.NullInt64) *int {
+// fromNullInt reads an optional int.
+func fromNullInt(n sql.NullInt64) *int {
 	if !n.Valid {
 		return nil
 	}
@@ -179,8 +179,8 @@ func (a *Args) Add(v any) string {
 	return "$" + strconv.Itoa(len(*a))
 }
 
-// Strings runs a query of one text column.
-func Strings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
+// queryStrings runs a query of one text column.
+func queryStrings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -11,9 +11,9 @@ import (
 
 const userColumns = `org_id, id, username, display_name, roles, disabled, password_hash, created_at`
 
-// UserSelect reads the users columns, disabled as a boolean, and the columns later migrations
+// userSelect reads the users columns, disabled as a boolean, and the columns later migrations
 // gave users.
-const UserSelect = `org_id, id, username, display_name, roles, disabled <> 0, password_hash, created_at, retention_days`
+const userSelect = `org_id, id, username, display_name, roles, disabled <> 0, password_hash, created_at, retention_days`
 
 // CreateUser inserts a user.
 func (c *Core) CreateUser(ctx context.Context, u *chatvault.User) error {
@@ -22,7 +22,7 @@ func (c *Core) CreateUser(ctx context.Context, u *chatvault.User) error {
 
 func (c *Core) insertUser(ctx context.Context, tx Tx, u *chatvault.User) error {
 	_, err := tx.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		u.OrgID, u.ID, u.Username, u.DisplayName, JoinRoles(u.Roles), B2i(u.Disabled), u.PasswordHash, Millis(u.CreatedAt))
+		u.OrgID, u.ID, u.Username, u.DisplayName, JoinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, Millis(u.CreatedAt))
 	if c.d.UniqueViolation(err) {
 		return &chatvault.Error{Code: chatvault.ECONFLICT, Field: "username", Message: fmt.Sprintf("username %q is taken", u.Username)}
 	} else if err != nil {
@@ -33,16 +33,16 @@ func (c *Core) insertUser(ctx context.Context, tx Tx, u *chatvault.User) error {
 
 // FindUserByID finds a user of the org.
 func (c *Core) FindUserByID(ctx context.Context, orgID, userID string) (*chatvault.User, error) {
-	return findUser(ctx, c.cached, `SELECT `+UserSelect+` FROM users WHERE org_id = $1 AND id = $2`, orgID, userID)
+	return findUser(ctx, c.cached, `SELECT `+userSelect+` FROM users WHERE org_id = $1 AND id = $2`, orgID, userID)
 }
 
 // FindUserByUsername finds a user of the org by their (case-folded) username.
 func (c *Core) FindUserByUsername(ctx context.Context, orgID, username string) (*chatvault.User, error) {
-	return findUser(ctx, c.cached, `SELECT `+UserSelect+` FROM users WHERE org_id = $1 AND username = $2`, orgID, username)
+	return findUser(ctx, c.cached, `SELECT `+userSelect+` FROM users WHERE org_id = $1 AND username = $2`, orgID, username)
 }
 
 func findUser(ctx context.Context, q Querier, query string, args ...any) (*chatvault.User, error) {
-	u, err := ScanUser(q.QueryRow(ctx, query, args...))
+	u, err := scanUser(q.QueryRow(ctx, query, args...))
 	if isNoRows(err) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "user not found")
 	}
@@ -51,16 +51,16 @@ func findUser(ctx context.Context, q Querier, query string, args ...any) (*chatv
 
 // FindUsers pages through an org's users by username.
 func (c *Core) FindUsers(ctx context.Context, orgID string, f chatvault.UserFilter) ([]*chatvault.User, error) {
-	rows, err := c.read.Query(ctx, `SELECT `+UserSelect+` FROM users
+	rows, err := c.read.Query(ctx, `SELECT `+userSelect+` FROM users
 		WHERE org_id = $1 AND username > $2 AND ($3 = 0 OR disabled = 0) ORDER BY username LIMIT $4`,
-		orgID, f.AfterUsername, B2i(f.EnabledOnly), f.Limit)
+		orgID, f.AfterUsername, b2i(f.EnabledOnly), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("query users: %w", err)
 	}
 	defer rows.Close()
 	var out []*chatvault.User
 	for rows.Next() {
-		u, err := ScanUser(rows)
+		u, err := scanUser(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -74,8 +74,8 @@ func (c *Core) UpdateUser(ctx context.Context, orgID, userID string, upd chatvau
 	var out *chatvault.User
 	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
 		u, err := findUser(ctx, tx, c.d.pick(
-			`SELECT `+UserSelect+` FROM users WHERE org_id = $1 AND id = $2`,
-			`SELECT `+UserSelect+` FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE`), orgID, userID)
+			`SELECT `+userSelect+` FROM users WHERE org_id = $1 AND id = $2`,
+			`SELECT `+userSelect+` FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE`), orgID, userID)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (c *Core) UpdateUser(ctx context.Context, orgID, userID string, upd chatvau
 			u.PasswordHash = *upd.PasswordHash
 		}
 		_, err = tx.Exec(ctx, `UPDATE users SET display_name = $1, roles = $2, disabled = $3, password_hash = $4 WHERE org_id = $5 AND id = $6`,
-			u.DisplayName, JoinRoles(u.Roles), B2i(u.Disabled), u.PasswordHash, orgID, userID)
+			u.DisplayName, JoinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, orgID, userID)
 		if err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
@@ -105,8 +105,8 @@ func (c *Core) UpdateUser(ctx context.Context, orgID, userID string, upd chatvau
 	return out, err
 }
 
-// ScanUser reads the UserSelect columns; a missing row's error is returned as is.
-func ScanUser(s Row) (*chatvault.User, error) {
+// scanUser reads the userSelect columns; a missing row's error is returned as is.
+func scanUser(s Row) (*chatvault.User, error) {
 	var u chatvault.User
 	var roles string
 	var created int64
@@ -117,9 +117,9 @@ func ScanUser(s Row) (*chatvault.User, error) {
 		}
 		return nil, fmt.Errorf("scan user: %w", err)
 	}
-	u.Roles = SplitRoles(roles)
+	u.Roles = splitRoles(roles)
 	u.CreatedAt = FromMillis(created)
-	u.RetentionDays = FromNullInt(retention)
+	u.RetentionDays = fromNullInt(retention)
 	return &u, nil
 }
 
@@ -132,8 +132,8 @@ func JoinRoles(roles []chatvault.Role) string {
 	return strings.Join(s, ",")
 }
 
-// SplitRoles reads the roles column.
-func SplitRoles(s string) []chatvault.Role {
+// splitRoles reads the roles column.
+func splitRoles(s string) []chatvault.Role {
 	if s == "" {
 		return []chatvault.Role{}
 	}
