@@ -20,6 +20,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,13 +54,14 @@ type Options struct {
 
 // DB is the PostgreSQL store. It implements chatvault.Store.
 type DB struct {
+	// Core holds the store logic PostgreSQL shares with SQLite.
+	*sqlstore.Core
+
 	pool *pgxpool.Pool
 	url  string
 	now  func() time.Time
 	log  *slog.Logger
-	enc  *encryption // nil: bodies in plain text
-	// ikeys caches the orgs' search index keys (search.go).
-	ikeys indexKeys
+	keys *KeyStore // nil: bodies in plain text (keys.go)
 
 	parts partitions
 
@@ -74,7 +76,10 @@ type DB struct {
 	wg     sync.WaitGroup
 }
 
-var _ chatvault.Store = (*DB)(nil)
+var (
+	_ chatvault.Store          = (*DB)(nil)
+	_ chatvault.RetentionStore = (*DB)(nil)
+)
 
 // Open connects to the database at url (a postgres:// URL or key=value string), migrates it, and
 // checks its keys.
@@ -94,6 +99,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	db := &DB{pool: pool, url: url, now: opts.Now, log: opts.Logger, leader: NewLeaderLock(url, jobsLock)}
+	db.Core = sqlstore.New(dialect, engine{db}, poolQ{pool}, poolQ{pool})
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -124,7 +130,9 @@ func (db *DB) Close() error {
 	lerr := db.leader.Close()
 	db.stop()
 	db.wg.Wait()
-	db.enc.close()
+	if db.keys != nil {
+		db.keys.Close()
+	}
 	db.pool.Close()
 	return lerr
 }
@@ -213,10 +221,6 @@ func SchemaVersion() int {
 	return len(entries)
 }
 
-// errRetry asks update to run the transaction again: another transaction got there first in a way
-// that the next attempt sees (a direct conversation created concurrently).
-var errRetry = errors.New("retry transaction")
-
 // update runs fn in one transaction and returns once it is committed (synchronous_commit on: on
 // disk), or fn failed and nothing it did is kept. Deadlocks and serialization failures, which
 // PostgreSQL resolves by aborting one transaction, are retried a few times.
@@ -226,7 +230,7 @@ func (db *DB) update(ctx context.Context, fn func(ctx context.Context, tx *wtx) 
 		if attempt < 5 && retryable(err) {
 			continue
 		}
-		if errors.Is(err, errRetry) {
+		if errors.Is(err, sqlstore.ErrRetry) {
 			return fmt.Errorf("transaction kept conflicting: %w", err)
 		}
 		return err
@@ -253,7 +257,7 @@ func (db *DB) updateOnce(ctx context.Context, fn func(ctx context.Context, tx *w
 }
 
 func retryable(err error) bool {
-	if errors.Is(err, errRetry) {
+	if errors.Is(err, sqlstore.ErrRetry) {
 		return true
 	}
 	var pe *pgconn.PgError
@@ -268,78 +272,6 @@ func isUniqueViolation(err error) bool {
 func isConstraint(err error, name string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == name
-}
-
-// querier is what reads need: the pool, or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-func millis(t time.Time) int64 { return t.UnixMilli() }
-
-func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-func nullMillis(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return t.UnixMilli()
-}
-
-func fromNullMillis(n *int64) *time.Time {
-	if n == nil {
-		return nil
-	}
-	t := fromMillis(*n)
-	return &t
-}
-
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func str(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// b2i stores a boolean as SQLite does, 0 or 1, so both stores hold the same values.
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func nullInt(v *int) any {
-	if v == nil {
-		return nil
-	}
-	return int64(*v)
-}
-
-func fromNullInt(n *int64) *int {
-	if n == nil {
-		return nil
-	}
-	v := int(*n)
-	return &v
-}
-
-// args collects positional parameters for SQL built piece by piece.
-type args []any
-
-// add appends v and returns its placeholder.
-func (a *args) add(v any) string {
-	*a = append(*a, v)
-	return "$" + strconv.Itoa(len(*a))
 }
 
 func collectStrings(rows pgx.Rows) ([]string, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -92,32 +93,11 @@ func (tx *wtx) emit(ctx context.Context, ev chatvault.Event) (int64, error) {
 		return 0, err
 	}
 	ev.ID = id
-	var forUser any
-	if ev.PerUser() {
-		forUser = nullString(ev.Subject)
-		_, err = tx.Exec(ctx, `UPDATE participants SET changed_event_id = $1 WHERE org_id = $2 AND conversation_id = $3 AND user_id = $4`,
-			id, ev.OrgID, ev.ConversationID, ev.Subject)
-	} else {
-		_, err = tx.Exec(ctx, `UPDATE conversations SET last_event_id = $1 WHERE org_id = $2 AND id = $3`, id, ev.OrgID, ev.ConversationID)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("record event: %w", err)
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at, from_seq)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, ev.OrgID, ev.ConversationID, id, string(ev.Kind), forUser, nullString(ev.Subject),
-		nullPositive(ev.Seq), nullString(ev.MessageID), millis(ev.At), nullPositive(ev.FromSeq))
-	if err != nil {
-		return 0, fmt.Errorf("insert event: %w", err)
+	if err := sqlstore.RecordEvent(ctx, coreTx{tx}, ev); err != nil {
+		return 0, err
 	}
 	tx.events = append(tx.events, ev)
 	return id, nil
-}
-
-func nullPositive(n int64) any {
-	if n <= 0 {
-		return nil
-	}
-	return n
 }
 
 // outboxEvent is an event as the outbox keeps it: everything but message content.
@@ -148,7 +128,7 @@ func (tx *wtx) publish(ctx context.Context) error {
 	out := make([]outboxEvent, len(tx.events))
 	for i, ev := range tx.events {
 		out[i] = outboxEvent{ID: ev.ID, OrgID: ev.OrgID, Kind: ev.Kind, ConvID: ev.ConversationID, Subject: ev.Subject,
-			Seq: ev.Seq, FromSeq: ev.FromSeq, MessageID: ev.MessageID, DeviceID: ev.DeviceID, At: millis(ev.At)}
+			Seq: ev.Seq, FromSeq: ev.FromSeq, MessageID: ev.MessageID, DeviceID: ev.DeviceID, At: sqlstore.Millis(ev.At)}
 	}
 	raw, err := json.Marshal(out)
 	if err != nil {
@@ -279,7 +259,7 @@ func (db *DB) deliver(ctx context.Context, conn *pgx.Conn, cursor *int64) error 
 			out := make([]chatvault.Event, 0, len(evs))
 			for _, e := range evs {
 				ev := chatvault.Event{ID: e.ID, OrgID: e.OrgID, Kind: e.Kind, ConversationID: e.ConvID, Subject: e.Subject, Seq: e.Seq,
-					FromSeq: e.FromSeq, MessageID: e.MessageID, DeviceID: e.DeviceID, At: fromMillis(e.At)}
+					FromSeq: e.FromSeq, MessageID: e.MessageID, DeviceID: e.DeviceID, At: sqlstore.FromMillis(e.At)}
 				if ev.Kind == chatvault.EventMessage {
 					m, err := db.FindMessageByID(ctx, ev.OrgID, ev.ConversationID, ev.MessageID)
 					if err != nil {

@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/search"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -22,120 +22,12 @@ import (
 // written and removed in the same transaction as the message, exactly as internal/sqlite/search.go
 // does with FTS5, so the same data gives the same candidates in the same order on both stores.
 
-// scopeTokenLimit: up to this many conversations, a search's scope goes into the index query as
-// conversation tokens (the GIN index then skips everything outside it); beyond it the scope is
-// only a filter on the rows found. Same limit as SQLite's.
-const scopeTokenLimit = 256
-
 // backlogChunk is how many messages one transaction of the backlog indexes.
 const backlogChunk = 500
 
 // backlogLock is the pg_advisory_xact_lock key under which the backlog runs, so processes that
 // open together index each message once. ("chatsrch" in ASCII.)
 const backlogLock = 0x6368617473726368
-
-// indexKeys caches the orgs' index keys. A key never changes once stored (except when an index
-// made under a plain key is rebuilt at open, which resets the cache).
-type indexKeys struct {
-	mu sync.Mutex
-	m  map[string]*keyring.IndexKey
-}
-
-func (k *indexKeys) get(org string) (*keyring.IndexKey, bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	ik, ok := k.m[org]
-	return ik, ok
-}
-
-func (k *indexKeys) put(org string, ik *keyring.IndexKey) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.m == nil {
-		k.m = map[string]*keyring.IndexKey{}
-	}
-	k.m[org] = ik
-}
-
-func (k *indexKeys) reset() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m = nil
-}
-
-// indexKey returns the org's index key, or nil when it has none yet and create is false.
-//
-// Several processes may index an org's first messages at once, and two different keys would make
-// half the index unreadable, so a key is stored insert-if-absent and read back: whoever stores
-// second gets the first one. With a keyring the key is committed to the keys schema before the
-// data transaction (like a data key; a rollback leaves an unused key, which the next write uses).
-// Without one it goes into search_keys inside the writing transaction q (which must then be a
-// *wtx), where the insert waits for any concurrent one to commit.
-func (db *DB) indexKey(ctx context.Context, q querier, org string, create bool) (*keyring.IndexKey, error) {
-	if ik, ok := db.ikeys.get(org); ok {
-		return ik, nil
-	}
-	if db.enc != nil {
-		id := keyring.IndexKeyID(org)
-		kekID, wrapped, err := db.enc.keys.get(ctx, id)
-		if errors.Is(err, keyring.ErrDataKeyDestroyed) {
-			if !create {
-				return nil, nil
-			}
-			_, newKEK, newWrapped, nerr := db.enc.kr.NewIndexKey(ctx, org)
-			if nerr != nil {
-				return nil, nerr
-			}
-			kekID, wrapped, err = db.enc.keys.putIfAbsent(ctx, id, newKEK, newWrapped, db.enc.now())
-		}
-		if err != nil {
-			return nil, err
-		}
-		ik, err := db.enc.kr.UnwrapIndexKey(ctx, org, kekID, wrapped)
-		if err != nil {
-			return nil, err
-		}
-		db.ikeys.put(org, ik)
-		return ik, nil
-	}
-	tx, inTx := q.(*wtx)
-	var raw []byte
-	err := q.QueryRow(ctx, `SELECT key FROM search_keys WHERE org_id = $1`, org).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		if !create {
-			return nil, nil
-		}
-		if !inTx {
-			return nil, errors.New("index key: created outside a write")
-		}
-		fresh, rerr := keyring.RandomKey()
-		if rerr != nil {
-			return nil, rerr
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO search_keys (org_id, key) VALUES ($1, $2) ON CONFLICT (org_id) DO NOTHING`, org, fresh); err != nil {
-			return nil, fmt.Errorf("store index key: %w", err)
-		}
-		err = tx.QueryRow(ctx, `SELECT key FROM search_keys WHERE org_id = $1`, org).Scan(&raw)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read index key: %w", err)
-	}
-	ik, err := keyring.PlainIndexKey(org, raw)
-	if err != nil {
-		return nil, err
-	}
-	// Read inside a transaction, the key may be that transaction's own and roll back with it:
-	// cached only when read from committed data.
-	if !inTx {
-		db.ikeys.put(org, ik)
-	}
-	return ik, nil
-}
-
-// indexable reports whether a message gets an index entry: live text.
-func indexable(m *chatvault.Message) bool {
-	return m.Kind == chatvault.KindText && m.State == chatvault.StateLive && m.ExpiredAt == nil
-}
 
 // blindTokens keys tokens with ik and returns them as the 64-bit integers the index stores.
 func blindTokens(ik *keyring.IndexKey, tokens []string) []int64 {
@@ -157,12 +49,12 @@ func messageTokens(ik *keyring.IndexKey, m *chatvault.Message) []int64 {
 
 // indexMessage writes m's index entry under doc.
 func (db *DB) indexMessage(ctx context.Context, tx *wtx, m *chatvault.Message, doc int64) error {
-	ik, err := db.indexKey(ctx, tx, m.OrgID, true)
+	ik, err := db.IndexKey(ctx, coreTx{tx}, m.OrgID, true)
 	if err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO search_docs (org_id, doc, conversation_id, seq, sent_at, tokens) VALUES ($1, $2, $3, $4, $5, $6)`,
-		m.OrgID, doc, m.ConversationID, m.Seq, millis(m.SentAt), messageTokens(ik, m)); err != nil {
+		m.OrgID, doc, m.ConversationID, m.Seq, sqlstore.Millis(m.SentAt), messageTokens(ik, m)); err != nil {
 		return fmt.Errorf("write search index: %w", err)
 	}
 	return nil
@@ -193,7 +85,7 @@ func (db *DB) reindex(ctx context.Context, tx *wtx, m *chatvault.Message) error 
 	if doc == nil {
 		return nil
 	}
-	ik, err := db.indexKey(ctx, tx, m.OrgID, true)
+	ik, err := db.IndexKey(ctx, coreTx{tx}, m.OrgID, true)
 	if err != nil {
 		return err
 	}
@@ -208,7 +100,7 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 	if len(q.Tokens) == 0 {
 		return nil, errors.New("search: no tokens")
 	}
-	ik, err := db.indexKey(ctx, db.pool, q.OrgID, false)
+	ik, err := db.IndexKey(ctx, poolQ{db.pool}, q.OrgID, false)
 	if err != nil || ik == nil {
 		return nil, err // no key: the org has indexed nothing
 	}
@@ -216,8 +108,8 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 	if before <= 0 {
 		before = math.MaxInt64
 	}
-	var a args
-	where := []string{`d.org_id = ` + a.add(q.OrgID), `d.doc < ` + a.add(before)}
+	var a sqlstore.Args
+	where := []string{`d.org_id = ` + a.Add(q.OrgID), `d.doc < ` + a.Add(before)}
 	// Elements with one alternative go into one containment test, which the GIN index answers
 	// by intersecting posting lists; the others become ORs of containments.
 	var all []string
@@ -231,94 +123,51 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 		}
 		ors := make([]string, len(alts))
 		for i, ts := range alts {
-			ors[i] = `d.tokens @> ` + a.add(blindTokens(ik, ts))
+			ors[i] = `d.tokens @> ` + a.Add(blindTokens(ik, ts))
 		}
 		where = append(where, "("+strings.Join(ors, " OR ")+")")
 	}
 	if q.SenderID != "" {
 		all = append(all, search.SenderToken(q.SenderID))
-		where = append(where, `m.sender_id = `+a.add(q.SenderID))
+		where = append(where, `m.sender_id = `+a.Add(q.SenderID))
 	}
 	if len(all) > 0 {
-		where = append(where, `d.tokens @> `+a.add(blindTokens(ik, all)))
+		where = append(where, `d.tokens @> `+a.Add(blindTokens(ik, all)))
 	}
 	if n := len(q.ConversationIDs); n > 0 {
-		if n <= scopeTokenLimit {
+		if n <= sqlstore.ScopeTokenLimit {
 			ts := make([]string, n)
 			for i, c := range q.ConversationIDs {
 				ts[i] = search.ConversationToken(c)
 			}
-			where = append(where, `d.tokens && `+a.add(blindTokens(ik, ts)))
+			where = append(where, `d.tokens && `+a.Add(blindTokens(ik, ts)))
 		}
-		where = append(where, `d.conversation_id = ANY(`+a.add(q.ConversationIDs)+`)`)
+		where = append(where, `d.conversation_id = ANY(`+a.Add(q.ConversationIDs)+`)`)
 	}
 	if !q.From.IsZero() {
-		where = append(where, `d.sent_at >= `+a.add(millis(q.From)))
+		where = append(where, `d.sent_at >= `+a.Add(sqlstore.Millis(q.From)))
 	}
 	if !q.To.IsZero() {
-		where = append(where, `d.sent_at < `+a.add(millis(q.To)))
+		where = append(where, `d.sent_at < `+a.Add(sqlstore.Millis(q.To)))
 	}
 	if len(q.SeqAfter) > 0 {
 		bounds, err := json.Marshal(q.SeqAfter)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		where = append(where, `d.seq > coalesce((`+a.add(string(bounds))+`::jsonb ->> d.conversation_id)::bigint, 0)`)
+		where = append(where, `d.seq > coalesce((`+a.Add(string(bounds))+`::jsonb ->> d.conversation_id)::bigint, 0)`)
 	}
 	if q.HiddenFor != "" {
 		where = append(where, `NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.org_id = d.org_id AND h.conversation_id = d.conversation_id
-			AND h.user_id = `+a.add(q.HiddenFor)+` AND h.seq = d.seq)`)
+			AND h.user_id = `+a.Add(q.HiddenFor)+` AND h.seq = d.seq)`)
 	}
-	query := `SELECT d.doc, ` + prefixed("m.", messageColumns) + ` FROM search_docs d
+	query := `SELECT ` + sqlstore.CandidateColumns + ` FROM search_docs d
 		JOIN messages m ON m.org_id = d.org_id AND m.conversation_id = d.conversation_id AND m.seq = d.seq AND m.sent_at = d.sent_at AND m.doc = d.doc
 		WHERE m.state = 'live' AND m.expired_at IS NULL AND ` + strings.Join(where, " AND ") + ` ORDER BY d.doc DESC`
 	if q.Limit >= 0 { // as SQLite: a negative limit is none
-		query += ` LIMIT ` + a.add(q.Limit)
+		query += ` LIMIT ` + a.Add(q.Limit)
 	}
-	rows, err := db.pool.Query(ctx, query, a...)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	var out []chatvault.SearchCandidate
-	for rows.Next() {
-		var c chatvault.SearchCandidate
-		if c.Message, err = scanMessage(prefixScanner{rows, &c.Doc}); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	// Opened after the rows are read: opening may read a data key through the pool.
-	var last *keyring.DataKey
-	for _, c := range out {
-		if err := db.openMessageWith(ctx, c.Message, &last); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// prefixed qualifies a comma-separated column list with a table alias.
-func prefixed(alias, columns string) string {
-	cols := strings.Split(columns, ", ")
-	for i, c := range cols {
-		cols[i] = alias + c
-	}
-	return strings.Join(cols, ", ")
-}
-
-// prefixScanner scans one extra leading column before the message's.
-type prefixScanner struct {
-	rows  pgx.Rows
-	first any
-}
-
-func (p prefixScanner) Scan(dest ...any) error {
-	return p.rows.Scan(append([]any{p.first}, dest...)...)
+	return db.Candidates(ctx, query, a...)
 }
 
 // indexBacklog indexes the live text messages that have no index entry: stored by a bulk load or
@@ -327,7 +176,7 @@ func (p prefixScanner) Scan(dest ...any) error {
 // processes that open together do the work once. With a keyring it first drops what was indexed
 // under a plain key.
 func (db *DB) indexBacklog(ctx context.Context) error {
-	if db.enc != nil {
+	if db.keys != nil {
 		if err := db.dropPlainIndex(ctx); err != nil {
 			return err
 		}
@@ -382,16 +231,16 @@ func (db *DB) indexChunk(ctx context.Context, tx *wtx) (int, error) {
 		dk          *keyring.DataKey
 	)
 	for i, m := range ms {
-		if err := db.openMessageWith(ctx, m, &dk); err != nil {
+		if err := db.OpenMessage(ctx, m, &dk); err != nil {
 			return 0, err
 		}
-		ik, err := db.indexKey(ctx, tx, m.OrgID, true)
+		ik, err := db.IndexKey(ctx, coreTx{tx}, m.OrgID, true)
 		if err != nil {
 			return 0, err
 		}
 		doc := first + int64(i)
-		orgs, convs, seqs, sents, docs = append(orgs, m.OrgID), append(convs, m.ConversationID), append(seqs, m.Seq), append(sents, millis(m.SentAt)), append(docs, doc)
-		entries = append(entries, []any{m.OrgID, doc, m.ConversationID, m.Seq, millis(m.SentAt), messageTokens(ik, m)})
+		orgs, convs, seqs, sents, docs = append(orgs, m.OrgID), append(convs, m.ConversationID), append(seqs, m.Seq), append(sents, sqlstore.Millis(m.SentAt)), append(docs, doc)
+		entries = append(entries, []any{m.OrgID, doc, m.ConversationID, m.Seq, sqlstore.Millis(m.SentAt), messageTokens(ik, m)})
 	}
 	if _, err := tx.Exec(ctx, `UPDATE messages m SET doc = v.doc
 		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS v (org_id, conversation_id, seq, sent_at, doc)
@@ -460,6 +309,6 @@ func (db *DB) dropPlainIndex(ctx context.Context) error {
 		}
 		return nil
 	})
-	db.ikeys.reset()
+	db.ResetIndexKeys()
 	return err
 }

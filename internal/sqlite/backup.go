@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
 // Backups. A snapshot is made with VACUUM INTO from a connection of its own: SQLite reads the
@@ -31,10 +32,10 @@ func (db *DB) Snapshot(ctx context.Context, path string) (*chatvault.SnapshotInf
 
 // SnapshotKeys writes a consistent copy of the keys database to path.
 func (db *DB) SnapshotKeys(ctx context.Context, path string) error {
-	if db.enc == nil {
+	if db.keys == nil {
 		return errors.New("snapshot keys: the store runs without encryption at rest: there is no keys database")
 	}
-	return vacuumInto(ctx, db.enc.keys.path, path)
+	return vacuumInto(ctx, db.keys.path, path)
 }
 
 // vacuumInto copies the SQLite database src into the new file dst, consistently.
@@ -183,7 +184,7 @@ func (db *DB) Deletions(ctx context.Context, after int64) ([]chatvault.Deletion,
 				return nil, 0, fmt.Errorf("read deleted messages: %w", err)
 			}
 			for rows.Next() {
-				d := chatvault.Deletion{OrgID: c.org, ConversationID: c.id, At: fromMillis(e.at)}
+				d := chatvault.Deletion{OrgID: c.org, ConversationID: c.id, At: sqlstore.FromMillis(e.at)}
 				var state string
 				if err := rows.Scan(&d.Seq, &d.MessageID, &state); err != nil {
 					rows.Close()
@@ -229,7 +230,7 @@ func (db *DB) ApplyDeletions(ctx context.Context, ds []chatvault.Deletion) (int,
 				return fmt.Errorf("enable secure_delete: %w", err)
 			}
 			for _, d := range chunk {
-				at := millis(d.At)
+				at := sqlstore.Millis(d.At)
 				var res sql.Result
 				var err error
 				switch d.Kind {
@@ -337,7 +338,7 @@ func (db *DB) Check(ctx context.Context, sample int) (*chatvault.CheckReport, er
 			return rep, fmt.Errorf("sample messages: %w", err)
 		}
 		rep.Sampled++
-		if _, err := db.openBody(ctx, org, conv, id, version, body); err != nil {
+		if _, err := db.OpenBody(ctx, nil, org, conv, id, version, body); err != nil {
 			if errors.Is(err, keyring.ErrDataKeyDestroyed) {
 				rep.Shredded++
 				continue

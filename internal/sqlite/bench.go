@@ -8,6 +8,7 @@ import (
 	"iter"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
 // This file holds what `chatvault bench` needs from the engine and the product must not use: the
@@ -78,7 +79,7 @@ func (r *Raw) InsertMessages(ctx context.Context, ms []*chatvault.Message) error
 		st := tx.StmtContext(ctx, r.insert)
 		for _, m := range ms {
 			if _, err := st.ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-				nullString(m.ClientMsgID), m.Kind, []byte(m.Text), nullString(m.ReplyTo), millis(m.SentAt)); err != nil {
+				sqlstore.NullString(m.ClientMsgID), m.Kind, []byte(m.Text), sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt)); err != nil {
 				return fmt.Errorf("raw insert message: %w", err)
 			}
 		}
@@ -176,7 +177,7 @@ func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
 	for _, o := range data.Orgs {
 		err := add(func(ctx context.Context, tx *wtx) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO orgs (id, slug, name, created_at) VALUES (?, ?, ?, ?)`,
-				o.ID, o.Slug, o.Name, millis(o.CreatedAt))
+				o.ID, o.Slug, o.Name, sqlstore.Millis(o.CreatedAt))
 			if err != nil {
 				return fmt.Errorf("load org %s: %w", o.Slug, err)
 			}
@@ -189,7 +190,7 @@ func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
 	for _, u := range data.Users {
 		err := add(func(ctx context.Context, tx *wtx) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO users (org_id, id, username, display_name, roles, disabled, password_hash, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, u.OrgID, u.ID, u.Username, u.DisplayName, joinRoles(u.Roles), u.Disabled, u.PasswordHash, millis(u.CreatedAt))
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, u.OrgID, u.ID, u.Username, u.DisplayName, sqlstore.JoinRoles(u.Roles), u.Disabled, u.PasswordHash, sqlstore.Millis(u.CreatedAt))
 			if err != nil {
 				return fmt.Errorf("load user %s: %w", u.Username, err)
 			}
@@ -204,7 +205,7 @@ func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
 		err := add(func(ctx context.Context, tx *wtx) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO conversations (org_id, id, kind, title, created_by, created_at, history_visible, direct_key)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.OrgID, c.ID, c.Kind, c.Title, c.CreatedBy, millis(c.CreatedAt), c.HistoryVisibleToNewMembers, nullString(c.DirectKey))
+				c.OrgID, c.ID, c.Kind, c.Title, c.CreatedBy, sqlstore.Millis(c.CreatedAt), c.HistoryVisibleToNewMembers, sqlstore.NullString(c.DirectKey))
 			if err != nil {
 				return fmt.Errorf("load conversation: %w", err)
 			}
@@ -218,7 +219,7 @@ func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
 					return fmt.Errorf("load participant: %w", err)
 				}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO member_spans (org_id, conversation_id, user_id, from_seq, joined_at) VALUES (?, ?, ?, 0, ?)`,
-					c.OrgID, c.ID, id, millis(c.CreatedAt)); err != nil {
+					c.OrgID, c.ID, id, sqlstore.Millis(c.CreatedAt)); err != nil {
 					return fmt.Errorf("load member span: %w", err)
 				}
 			}
@@ -252,7 +253,7 @@ func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
 			defer st.Close()
 			for _, m := range ms {
 				if _, err := st.ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-					nullString(m.ClientMsgID), m.Kind, []byte(m.Text), nullString(m.ReplyTo), millis(m.SentAt)); err != nil {
+					sqlstore.NullString(m.ClientMsgID), m.Kind, []byte(m.Text), sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt)); err != nil {
 					return fmt.Errorf("load message: %w", err)
 				}
 			}

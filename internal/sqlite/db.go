@@ -17,9 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver; bundles SQLite with FTS5
 )
 
@@ -34,6 +34,9 @@ const maxBatch = 512
 
 // DB is the SQLite store. It implements chatvault.Store.
 type DB struct {
+	// Core holds the store logic SQLite shares with PostgreSQL.
+	*sqlstore.Core
+
 	path  string
 	write *sql.DB // exactly one connection, owned by the writer goroutine
 	read  *sql.DB // read-only pool
@@ -48,14 +51,16 @@ type DB struct {
 
 	stmts     statements
 	sink      chatvault.EventSink
-	enc       *encryption // nil: bodies in plain text (see keys.go)
-	ikeys     indexKeys
-	noIndex   bool // see Options.NoSearchIndex
+	keys      *KeyStore // nil: bodies in plain text (see keys.go)
+	noIndex   bool      // see Options.NoSearchIndex
 	stopMerge chan struct{}
 	mergeDone chan struct{}
 }
 
-var _ chatvault.Store = (*DB)(nil)
+var (
+	_ chatvault.Store          = (*DB)(nil)
+	_ chatvault.RetentionStore = (*DB)(nil)
+)
 
 // Open opens (creating if needed) the database in dir, migrates it, and starts the writer. Bodies
 // are stored in plain text; use OpenWith and a keyring to encrypt them.
@@ -90,7 +95,8 @@ func OpenWith(dir string, opts Options) (*DB, error) {
 
 	db := &DB{path: path, write: write, read: read, reqs: make(chan *writeReq, 4*maxBatch)}
 	db.cached = &stmtCache{db: read, m: map[string]*sql.Stmt{}}
-	if err := db.stmts.prepare(read, write); err != nil {
+	db.Core = sqlstore.New(dialect, engine{db}, pool{read}, db.cached)
+	if err := db.stmts.prepare(write); err != nil {
 		db.write.Close()
 		db.read.Close()
 		return nil, err
@@ -160,7 +166,11 @@ func (db *DB) Close() error {
 	db.wg.Wait()
 	db.stmts.close()
 	db.cached.close()
-	return errors.Join(db.enc.close(), db.read.Close(), db.write.Close())
+	var keys error
+	if db.keys != nil {
+		keys = db.keys.Close()
+	}
+	return errors.Join(keys, db.read.Close(), db.write.Close())
 }
 
 // Ping checks that the database is open and that the write lock can be taken.
@@ -222,27 +232,6 @@ func SchemaVersion() int {
 	entries, _ := fs.ReadDir(migrations, "migrations")
 	return len(entries)
 }
-
-func millis(t time.Time) int64 { return t.UnixMilli() }
-
-func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-func nullMillis(t *time.Time) sql.NullInt64 {
-	if t == nil {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
-func fromNullMillis(n sql.NullInt64) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := fromMillis(n.Int64)
-	return &t
-}
-
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 func isUniqueViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")

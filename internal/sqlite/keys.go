@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,23 +13,13 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
-// Encryption at rest. Every body (messages.body, message_versions.body) is sealed with AES-256-GCM
-// under a data key of its conversation and month, bound to org, conversation, message id and
-// version. The data key's seq range and dates live in this database (data_keys, migration 0003);
-// its material, wrapped by a KEK, lives in a separate keys database (KeyStore), so that a copy of
-// the data alone never holds a key, and a key destroyed in the keys database is gone from every
-// data backup too (the keys database has its own backups with short retention).
-//
-// Ordering between the two databases, which commit separately:
-//   - a new data key is committed to the keys database (fsync) before the data transaction that
-//     uses it; if that transaction rolls back, an unused key remains under a number that is
-//     then reused (INSERT OR REPLACE), never referenced by any body.
-//   - a destroyed key's material is deleted from the keys database inside the data transaction
-//     that marks it destroyed, after checking that no body in its range is left; if that
-//     transaction rolls back, the key's row says "live" but its range is empty, and the next
-//     message that would use it marks it destroyed and makes a new key.
+// Encryption at rest is the core's (internal/sqlstore/keys.go). Here: the keys database, a
+// separate SQLite file (KeyStore) so that a copy of the data alone never holds a key, and a key
+// destroyed in it is gone from every data backup too (it has its own backups, with short
+// retention); and the scrubbing of plain pages once a plain store is sealed.
 
 // KeysDir is the directory in the data directory that holds the key file and keys database by
 // default. Back it up apart from the data.
@@ -56,33 +45,15 @@ type Options struct {
 	NoSearchIndex bool
 }
 
-// encryption is the store's sealing state; nil when the store runs without a keyring.
-type encryption struct {
-	kr     *keyring.Keyring
-	keys   *KeyStore
-	now    func() time.Time
-	latest *sql.Stmt // on the write connection
-}
-
-func (e *encryption) close() error {
-	if e == nil {
-		return nil
-	}
-	return errors.Join(e.latest.Close(), e.keys.Close())
-}
-
 // openEncryption checks the keys against the data and, for a store opened with a keyring, seals
 // any plain bodies left from before. It runs in OpenWith once the writer is running.
 func (db *DB) openEncryption(ctx context.Context, dir string, opts Options) error {
-	var sealed, live int
-	if err := db.write.QueryRowContext(ctx, `SELECT sealed FROM store_encryption`).Scan(&sealed); err != nil {
-		return fmt.Errorf("read encryption state: %w", err)
-	}
-	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM data_keys WHERE destroyed_at IS NULL`).Scan(&live); err != nil {
-		return fmt.Errorf("count data keys: %w", err)
+	sealed, live, err := sqlstore.EncryptionState(ctx, pool{db.write})
+	if err != nil {
+		return err
 	}
 	if opts.Keyring == nil {
-		if sealed == 1 || live > 0 {
+		if sealed || live > 0 {
 			return fmt.Errorf("the database %s holds encrypted messages: open it with its keys (chatvault serve does, from the key file or CHATVAULT_KEK)", db.path)
 		}
 		return nil
@@ -91,7 +62,7 @@ func (db *DB) openEncryption(ctx context.Context, dir string, opts Options) erro
 	if path == "" {
 		path = KeysPath(dir)
 	}
-	_, err := os.Stat(path)
+	_, err = os.Stat(path)
 	missing := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !missing {
 		return fmt.Errorf("stat keys database: %w", err)
@@ -107,19 +78,12 @@ func (db *DB) openEncryption(ctx context.Context, dir string, opts Options) erro
 	if now == nil {
 		now = time.Now
 	}
-	enc := &encryption{kr: opts.Keyring, keys: keys, now: now}
-	if err := enc.check(ctx, live); err != nil {
+	if err := db.SetEncryption(ctx, &sqlstore.Encryption{Keyring: opts.Keyring, Keys: keys, Now: now}, live); err != nil {
 		keys.Close()
 		return err
 	}
-	enc.latest, err = db.write.PrepareContext(ctx, `SELECT id, bucket, first_seq, destroyed_at FROM data_keys
-		WHERE org_id = ? AND conversation_id = ? ORDER BY id DESC LIMIT 1`)
-	if err != nil {
-		keys.Close()
-		return fmt.Errorf("prepare data key lookup: %w", err)
-	}
-	db.enc = enc
-	if sealed == 0 {
+	db.keys = keys
+	if !sealed {
 		if err := db.sealPlainBodies(ctx); err != nil {
 			return fmt.Errorf("seal plain bodies: %w", err)
 		}
@@ -127,403 +91,25 @@ func (db *DB) openEncryption(ctx context.Context, dir string, opts Options) erro
 	return nil
 }
 
-// check makes sure the provider opens the data keys there are, and has a KEK for new ones.
-func (e *encryption) check(ctx context.Context, live int) error {
-	rows, err := e.keys.db.QueryContext(ctx, `SELECT kek_id, count(*), org_id, conversation_id, id, wrapped FROM data_keys GROUP BY kek_id`)
-	if err != nil {
-		return fmt.Errorf("read keys database: %w", err)
-	}
-	type sample struct {
-		kek   string
-		n     int
-		id    keyring.DataKeyID
-		wrapd []byte
-	}
-	var samples []sample
-	for rows.Next() {
-		var s sample
-		if err := rows.Scan(&s.kek, &s.n, &s.id.Org, &s.id.Conversation, &s.id.N, &s.wrapd); err != nil {
-			rows.Close()
-			return fmt.Errorf("read keys database: %w", err)
-		}
-		samples = append(samples, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read keys database: %w", err)
-	}
-	if len(samples) == 0 && live > 0 {
-		return fmt.Errorf("the keys database %s holds no data keys, but the data uses %d: it is not this data's keys database; restore the right one from your key backup", e.keys.path, live)
-	}
-	for _, s := range samples {
-		if _, err := e.kr.Unwrap(ctx, s.id, s.kek, s.wrapd); err != nil {
-			return fmt.Errorf("cannot open the %d data keys wrapped by KEK %s (keys database %s) with %s: %w", s.n, s.kek, e.keys.path, e.kr.Provider(), err)
-		}
-	}
-	if init, ok := e.kr.Provider().(keyring.Initializer); ok {
-		if _, err := init.Init(ctx); err != nil {
-			return fmt.Errorf("create the first key-encryption key: %w", err)
-		}
-	}
-	keks, err := e.kr.Provider().KEKs(ctx)
-	if err != nil {
-		return err
-	}
-	for _, k := range keks {
-		if k.Primary {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s has no key-encryption key that is not retired: run chatvault keys rotate", e.kr.Provider())
-}
-
-// sealBody seals the text of a new message (version 1), making the conversation's data key for
-// the message's month when there is none yet. Without a keyring it returns the plain text.
-func (db *DB) sealBody(ctx context.Context, tx *wtx, m *chatvault.Message) ([]byte, error) {
-	if db.enc == nil {
-		return []byte(m.Text), nil
-	}
-	dk, err := db.keyForSeq(ctx, tx, m.OrgID, m.ConversationID, m.Seq, m.SentAt)
-	if err != nil {
-		return nil, err
-	}
-	return dk.Seal([]byte(m.Text), keyring.BodyAAD(m.OrgID, m.ConversationID, m.ID, m.Version)), nil
-}
-
-// sealEdit seals a new version of a message's body under the same data key as its current body
-// (prior), so every version of a message lives and dies with one key.
-func (db *DB) sealEdit(ctx context.Context, orgID, convID, msgID string, version int, prior []byte, text string) ([]byte, error) {
-	if db.enc == nil {
-		return []byte(text), nil
-	}
-	n, err := keyring.EnvelopeKey(prior)
-	if err != nil {
-		return nil, fmt.Errorf("message %s: %w", msgID, err)
-	}
-	dk, err := db.dataKey(ctx, keyring.DataKeyID{Org: orgID, Conversation: convID, N: n})
-	if err != nil {
-		return nil, err
-	}
-	return dk.Seal([]byte(text), keyring.BodyAAD(orgID, convID, msgID, version)), nil
-}
-
-// openBody returns the text of a stored body.
-func (db *DB) openBody(ctx context.Context, orgID, convID, msgID string, version int, body []byte) (string, error) {
-	return db.openBodyWith(ctx, nil, orgID, convID, msgID, version, body)
-}
-
-// openBodyWith is openBody with a one-key memo (nil: none) for reading many bodies in a row.
-func (db *DB) openBodyWith(ctx context.Context, last **keyring.DataKey, orgID, convID, msgID string, version int, body []byte) (string, error) {
-	if body == nil {
-		return "", nil
-	}
-	if !keyring.IsSealed(body) {
-		if db.enc != nil {
-			return "", fmt.Errorf("message %s version %d: %w: a plain body in an encrypted store", msgID, version, keyring.ErrIntegrity)
-		}
-		return string(body), nil
-	}
-	if db.enc == nil {
-		return "", fmt.Errorf("message %s is encrypted and the store was opened without its keys", msgID)
-	}
-	n, err := keyring.EnvelopeKey(body)
-	if err != nil {
-		return "", fmt.Errorf("message %s version %d: %w", msgID, version, err)
-	}
-	id := keyring.DataKeyID{Org: orgID, Conversation: convID, N: n}
-	var dk *keyring.DataKey
-	if last != nil && *last != nil && (*last).ID == id {
-		dk = *last
-	} else if dk, err = db.dataKey(ctx, id); err != nil {
-		return "", fmt.Errorf("message %s: %w", msgID, err)
-	} else if last != nil {
-		*last = dk
-	}
-	plain, err := dk.Open(body, keyring.BodyAAD(orgID, convID, msgID, version))
-	if err != nil {
-		return "", fmt.Errorf("open message %s version %d: %w", msgID, version, err)
-	}
-	return string(plain), nil
-}
-
-// dataKey returns an unwrapped data key, from the cache or the keys database.
-func (db *DB) dataKey(ctx context.Context, id keyring.DataKeyID) (*keyring.DataKey, error) {
-	if dk, ok := db.enc.kr.Cached(id); ok {
-		return dk, nil
-	}
-	kekID, wrapped, err := db.enc.keys.get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return db.enc.kr.Unwrap(ctx, id, kekID, wrapped)
-}
-
-// keyForSeq returns the data key for a new body at seq, sent at sentAt: the conversation's
-// newest key when it is for this month or a later one (a body sent a moment before the month
-// turned may land under the new month's key: ranges stay contiguous in seq), else a new key
-// whose range starts at seq.
-func (db *DB) keyForSeq(ctx context.Context, tx *wtx, orgID, convID string, seq int64, sentAt time.Time) (*keyring.DataKey, error) {
-	bucket := sentAt.UTC().Format("2006-01")
-	var n, first int64
-	var latestBucket string
-	var destroyed sql.NullInt64
-	err := tx.StmtContext(ctx, db.enc.latest).QueryRowContext(ctx, orgID, convID).Scan(&n, &latestBucket, &first, &destroyed)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		n = 0
-	case err != nil:
-		return nil, fmt.Errorf("find data key: %w", err)
-	case first > seq:
-		return nil, fmt.Errorf("conversation %s: data key %d starts at seq %d, after seq %d", convID, n, first, seq)
-	case !destroyed.Valid && latestBucket >= bucket:
-		id := keyring.DataKeyID{Org: orgID, Conversation: convID, N: n}
-		dk, err := db.dataKey(ctx, id)
-		if err == nil {
-			return dk, nil
-		}
-		if !errors.Is(err, keyring.ErrDataKeyDestroyed) {
-			return nil, err
-		}
-		// Its material was shredded by a transaction that then rolled back: finish the job.
-		if _, err := tx.ExecContext(ctx, `UPDATE data_keys SET destroyed_at = ? WHERE org_id = ? AND conversation_id = ? AND id = ?`,
-			millis(db.enc.now()), orgID, convID, n); err != nil {
-			return nil, fmt.Errorf("mark data key destroyed: %w", err)
-		}
-	}
-	id := keyring.DataKeyID{Org: orgID, Conversation: convID, N: n + 1}
-	dk, kekID, wrapped, err := db.enc.kr.NewDataKey(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	now := db.enc.now()
-	if err := db.enc.keys.put(ctx, id, kekID, wrapped, now); err != nil {
-		return nil, err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO data_keys (org_id, conversation_id, id, bucket, first_seq, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		orgID, convID, id.N, bucket, seq, millis(now)); err != nil {
-		return nil, fmt.Errorf("insert data key: %w", err)
-	}
-	return dk, nil
-}
-
-// DestroyEmptyDataKeys destroys the data keys of a conversation that no longer protect any body
-// (of a message or of any of its versions): crypto-shredding. The retention job calls it after a
-// purge. It returns how many keys it destroyed. Without a keyring it does nothing.
-func (db *DB) DestroyEmptyDataKeys(ctx context.Context, orgID, convID string) (int, error) {
-	if db.enc == nil {
-		return 0, nil
-	}
-	var gone []keyring.DataKeyID
-	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		gone = gone[:0]
-		type dkey struct {
-			n, first  int64
-			destroyed bool
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, first_seq, destroyed_at IS NOT NULL FROM data_keys
-			WHERE org_id = ? AND conversation_id = ? ORDER BY id`, orgID, convID)
-		if err != nil {
-			return fmt.Errorf("query data keys: %w", err)
-		}
-		var keys []dkey
-		for rows.Next() {
-			var k dkey
-			if err := rows.Scan(&k.n, &k.first, &k.destroyed); err != nil {
-				rows.Close()
-				return fmt.Errorf("scan data key: %w", err)
-			}
-			keys = append(keys, k)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("query data keys: %w", err)
-		}
-		now := millis(db.enc.now())
-		for i, k := range keys {
-			if k.destroyed {
-				continue
-			}
-			hi := int64(math.MaxInt64)
-			if i+1 < len(keys) {
-				hi = keys[i+1].first
-			}
-			var used bool
-			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages
-					WHERE org_id = ?1 AND conversation_id = ?2 AND seq >= ?3 AND seq < ?4 AND body IS NOT NULL)
-				OR EXISTS (SELECT 1 FROM message_versions
-					WHERE org_id = ?1 AND conversation_id = ?2 AND seq >= ?3 AND seq < ?4 AND body IS NOT NULL)`,
-				orgID, convID, k.first, hi).Scan(&used)
-			if err != nil {
-				return fmt.Errorf("check data key %d: %w", k.n, err)
-			}
-			if used {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE data_keys SET destroyed_at = ? WHERE org_id = ? AND conversation_id = ? AND id = ?`,
-				now, orgID, convID, k.n); err != nil {
-				return fmt.Errorf("mark data key destroyed: %w", err)
-			}
-			gone = append(gone, keyring.DataKeyID{Org: orgID, Conversation: convID, N: k.n})
-		}
-		for _, id := range gone {
-			if err := db.enc.keys.destroy(ctx, id); err != nil {
-				return err
-			}
-			db.enc.kr.Forget(id)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if len(gone) > 0 {
-		if err := db.enc.keys.checkpoint(ctx); err != nil {
-			return len(gone), err
-		}
-	}
-	return len(gone), nil
-}
-
-// sealChunk is how many messages one step of the sealing pass rewrites.
-const sealChunk = 500
-
-// sealPlainBodies seals every plain body left from a store that ran without encryption (or a
-// data set bulk-loaded in plain text), conversation by conversation in seq order, in bounded
-// transactions, then marks the store sealed. It resumes after a crash: sealed bodies are skipped.
-// secure_delete overwrites the plain text in the pages it frees, and a VACUUM at the end rewrites
-// the file from live content.
+// sealPlainBodies seals the plain bodies left from a store that ran without encryption (or a data
+// set bulk-loaded in plain text). secure_delete overwrites the plain text in the pages it frees,
+// and a VACUUM at the end rewrites the file from live content.
 func (db *DB) sealPlainBodies(ctx context.Context) error {
 	if _, err := db.write.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
 		return fmt.Errorf("enable secure_delete: %w", err)
 	}
-	type conv struct{ org, id string }
-	var convs []conv
-	rows, err := db.read.QueryContext(ctx, `SELECT org_id, id FROM conversations ORDER BY org_id, id`)
-	if err != nil {
-		return fmt.Errorf("list conversations: %w", err)
-	}
-	for rows.Next() {
-		var c conv
-		if err := rows.Scan(&c.org, &c.id); err != nil {
-			rows.Close()
-			return err
-		}
-		convs = append(convs, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	sealedAny, err := db.SealPlainBodies(ctx)
+	if err != nil || !sealedAny {
 		return err
 	}
-	sealedAny := false
-	for _, c := range convs {
-		after := int64(0)
-		for done := false; !done; {
-			err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
-				n, last, err := db.sealStep(ctx, tx, c.org, c.id, after)
-				done, after = n == 0, last
-				sealedAny = sealedAny || n > 0
-				return err
-			})
-			if err != nil {
-				return err
-			}
-		}
-	}
-	err = db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE store_encryption SET sealed = 1`)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("mark store sealed: %w", err)
-	}
-	if sealedAny {
-		// Rebuild the file from live content only, so no page keeps an old plain body, and empty
-		// the WAL. Once, when a plain store is first opened with its keys.
-		for _, q := range []string{`VACUUM`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
-			if _, err := db.write.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
-			}
+	// Rebuild the file from live content only, so no page keeps an old plain body, and empty the
+	// WAL. Once, when a plain store is first opened with its keys.
+	for _, q := range []string{`VACUUM`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
+		if _, err := db.write.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
 	return nil
-}
-
-// sealStep seals the plain bodies of up to sealChunk messages after seq after, and their
-// versions. It returns how many messages it looked at and the last seq.
-func (db *DB) sealStep(ctx context.Context, tx *wtx, orgID, convID string, after int64) (int, int64, error) {
-	type row struct {
-		seq     int64
-		id      string
-		sent    int64
-		version int
-		body    []byte
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, id, sent_at, version, body FROM messages
-		WHERE org_id = ? AND conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`, orgID, convID, after, sealChunk)
-	if err != nil {
-		return 0, after, fmt.Errorf("read messages: %w", err)
-	}
-	var ms []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.seq, &r.id, &r.sent, &r.version, &r.body); err != nil {
-			rows.Close()
-			return 0, after, err
-		}
-		ms = append(ms, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(ms) == 0 {
-		return 0, after, err
-	}
-	type vrow struct {
-		seq     int64
-		version int
-		body    []byte
-	}
-	versions := map[int64][]vrow{}
-	vrows, err := tx.QueryContext(ctx, `SELECT seq, version, body FROM message_versions
-		WHERE org_id = ? AND conversation_id = ? AND seq > ? AND seq <= ?`, orgID, convID, after, ms[len(ms)-1].seq)
-	if err != nil {
-		return 0, after, fmt.Errorf("read message versions: %w", err)
-	}
-	for vrows.Next() {
-		var v vrow
-		if err := vrows.Scan(&v.seq, &v.version, &v.body); err != nil {
-			vrows.Close()
-			return 0, after, err
-		}
-		if v.body != nil && !keyring.IsSealed(v.body) {
-			versions[v.seq] = append(versions[v.seq], v)
-		}
-	}
-	vrows.Close()
-	if err := vrows.Err(); err != nil {
-		return 0, after, err
-	}
-	for _, m := range ms {
-		plain := m.body != nil && !keyring.IsSealed(m.body)
-		if !plain && len(versions[m.seq]) == 0 {
-			continue
-		}
-		dk, err := db.keyForSeq(ctx, tx, orgID, convID, m.seq, fromMillis(m.sent))
-		if err != nil {
-			return 0, after, err
-		}
-		if plain {
-			if _, err := tx.ExecContext(ctx, `UPDATE messages SET body = ? WHERE org_id = ? AND conversation_id = ? AND seq = ?`,
-				dk.Seal(m.body, keyring.BodyAAD(orgID, convID, m.id, m.version)), orgID, convID, m.seq); err != nil {
-				return 0, after, fmt.Errorf("seal message: %w", err)
-			}
-		}
-		for _, v := range versions[m.seq] {
-			if _, err := tx.ExecContext(ctx, `UPDATE message_versions SET body = ? WHERE org_id = ? AND conversation_id = ? AND seq = ? AND version = ?`,
-				dk.Seal(v.body, keyring.BodyAAD(orgID, convID, m.id, v.version)), orgID, convID, m.seq, v.version); err != nil {
-				return 0, after, fmt.Errorf("seal message version: %w", err)
-			}
-		}
-	}
-	return len(ms), ms[len(ms)-1].seq, nil
 }
 
 // KeyStore is the keys database: the wrapped material of every data key. It is a separate SQLite
@@ -589,13 +175,35 @@ func (ks *KeyStore) migrate() error {
 	return err
 }
 
+// String names the keys database in messages.
+func (ks *KeyStore) String() string { return "keys database " + ks.path }
+
+// Samples returns one wrapped key per KEK, with how many keys that KEK wraps.
+func (ks *KeyStore) Samples(ctx context.Context) ([]sqlstore.KeySample, error) {
+	rows, err := ks.db.QueryContext(ctx, `SELECT kek_id, count(*), org_id, conversation_id, id, wrapped FROM data_keys GROUP BY kek_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sqlstore.KeySample
+	for rows.Next() {
+		var s sqlstore.KeySample
+		if err := rows.Scan(&s.KEK, &s.N, &s.ID.Org, &s.ID.Conversation, &s.ID.N, &s.Wrapped); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // Path is the keys database's path.
 func (ks *KeyStore) Path() string { return ks.path }
 
 // Close closes the keys database.
 func (ks *KeyStore) Close() error { return ks.db.Close() }
 
-func (ks *KeyStore) get(ctx context.Context, id keyring.DataKeyID) (string, []byte, error) {
+// Get reads a key's KEK and wrapped material.
+func (ks *KeyStore) Get(ctx context.Context, id keyring.DataKeyID) (string, []byte, error) {
 	var kekID string
 	var wrapped []byte
 	err := ks.db.QueryRowContext(ctx, `SELECT kek_id, wrapped FROM data_keys WHERE org_id = ? AND conversation_id = ? AND id = ?`,
@@ -609,16 +217,45 @@ func (ks *KeyStore) get(ctx context.Context, id keyring.DataKeyID) (string, []by
 	return kekID, wrapped, nil
 }
 
-func (ks *KeyStore) put(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) error {
+// Put stores a key, replacing one under the same id.
+func (ks *KeyStore) Put(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) error {
 	_, err := ks.db.ExecContext(ctx, `INSERT OR REPLACE INTO data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		id.Org, id.Conversation, id.N, kekID, wrapped, millis(at))
+		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at))
 	if err != nil {
 		return fmt.Errorf("store data key %s: %w", id, err)
 	}
 	return nil
 }
 
-func (ks *KeyStore) destroy(ctx context.Context, id keyring.DataKeyID) error {
+// PutIfAbsent stores a key unless one is there already, and returns the one there after.
+func (ks *KeyStore) PutIfAbsent(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) (string, []byte, error) {
+	if _, err := ks.db.ExecContext(ctx, `INSERT OR IGNORE INTO data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at)); err != nil {
+		return "", nil, fmt.Errorf("store key %s: %w", id, err)
+	}
+	return ks.Get(ctx, id)
+}
+
+// List returns every key of a conversation.
+func (ks *KeyStore) List(ctx context.Context, orgID, convID string) ([]chatvault.WrappedKey, error) {
+	rows, err := ks.db.QueryContext(ctx, `SELECT id, kek_id, wrapped FROM data_keys WHERE org_id = ? AND conversation_id = ?`, orgID, convID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []chatvault.WrappedKey
+	for rows.Next() {
+		var k chatvault.WrappedKey
+		if err := rows.Scan(&k.N, &k.KEKID, &k.Wrapped); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// Destroy deletes a key's material.
+func (ks *KeyStore) Destroy(ctx context.Context, id keyring.DataKeyID) error {
 	if _, err := ks.db.ExecContext(ctx, `DELETE FROM data_keys WHERE org_id = ? AND conversation_id = ? AND id = ?`,
 		id.Org, id.Conversation, id.N); err != nil {
 		return fmt.Errorf("destroy data key %s: %w", id, err)
@@ -626,8 +263,8 @@ func (ks *KeyStore) destroy(ctx context.Context, id keyring.DataKeyID) error {
 	return nil
 }
 
-// checkpoint moves the WAL into the file and truncates it, so destroyed keys do not linger in it.
-func (ks *KeyStore) checkpoint(ctx context.Context) error {
+// Shredded moves the WAL into the file and truncates it, so destroyed keys do not linger in it.
+func (ks *KeyStore) Shredded(ctx context.Context) error {
 	if _, err := ks.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return fmt.Errorf("checkpoint keys database: %w", err)
 	}
@@ -656,7 +293,7 @@ func (ks *KeyStore) Uses(ctx context.Context) ([]KEKUse, error) {
 		if err := rows.Scan(&u.KEKID, &u.DataKeys, &oldest, &newest); err != nil {
 			return nil, err
 		}
-		u.Oldest, u.Newest = fromMillis(oldest), fromMillis(newest)
+		u.Oldest, u.Newest = sqlstore.FromMillis(oldest), sqlstore.FromMillis(newest)
 		out = append(out, u)
 	}
 	return out, rows.Err()

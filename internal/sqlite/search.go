@@ -7,116 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/search"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
 // The search index (migration 0006): one FTS5 document of blind tokens per live text message,
 // written and removed in the same transaction as the message. See internal/search for what the
 // tokens are and docs/decisions.md for why FTS5 over a token table.
-
-// scopeTokenLimit: up to this many conversations, a search's scope goes into the index query as
-// conversation tokens, so the index skips everything outside it; beyond it the scope is a filter
-// on the rows found (a user in that many conversations sees most of the org anyway).
-const scopeTokenLimit = 256
-
-// indexKeys caches the orgs' index keys. A key is created only on the writer goroutine (the first
-// message an org indexes), so two creations never race; readers that find no key know the org
-// has indexed nothing.
-type indexKeys struct {
-	mu sync.Mutex
-	m  map[string]*keyring.IndexKey
-}
-
-func (k *indexKeys) get(org string) (*keyring.IndexKey, bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	ik, ok := k.m[org]
-	return ik, ok
-}
-
-func (k *indexKeys) reset() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m = nil
-}
-
-func (k *indexKeys) put(org string, ik *keyring.IndexKey) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.m == nil {
-		k.m = map[string]*keyring.IndexKey{}
-	}
-	k.m[org] = ik
-}
-
-// indexKey returns the org's index key, or nil when it has none yet and create is false.
-func (db *DB) indexKey(ctx context.Context, q queryer, org string, create bool) (*keyring.IndexKey, error) {
-	if ik, ok := db.ikeys.get(org); ok {
-		return ik, nil
-	}
-	var ik *keyring.IndexKey
-	if db.enc != nil {
-		id := keyring.IndexKeyID(org)
-		kekID, wrapped, err := db.enc.keys.get(ctx, id)
-		switch {
-		case err == nil:
-			if ik, err = db.enc.kr.UnwrapIndexKey(ctx, org, kekID, wrapped); err != nil {
-				return nil, err
-			}
-		case errors.Is(err, keyring.ErrDataKeyDestroyed) && create:
-			// Committed to the keys database before the data transaction that uses it, like a
-			// data key.
-			if ik, kekID, wrapped, err = db.enc.kr.NewIndexKey(ctx, org); err != nil {
-				return nil, err
-			}
-			if err := db.enc.keys.put(ctx, id, kekID, wrapped, db.enc.now()); err != nil {
-				return nil, err
-			}
-		case errors.Is(err, keyring.ErrDataKeyDestroyed):
-			return nil, nil
-		default:
-			return nil, err
-		}
-	} else {
-		var raw []byte
-		err := q.QueryRowContext(ctx, `SELECT key FROM search_keys WHERE org_id = ?`, org).Scan(&raw)
-		switch {
-		case errors.Is(err, sql.ErrNoRows) && create:
-			if raw, err = keyring.RandomKey(); err != nil {
-				return nil, err
-			}
-			tx, ok := q.(*wtx)
-			if !ok {
-				return nil, errors.New("index key: created outside a write")
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO search_keys (org_id, key) VALUES (?, ?)`, org, raw); err != nil {
-				return nil, fmt.Errorf("store index key: %w", err)
-			}
-			// Not cached until the transaction commits: a rollback would leave a cached key that
-			// the database never kept.
-			return keyring.PlainIndexKey(org, raw)
-		case errors.Is(err, sql.ErrNoRows):
-			return nil, nil
-		case err != nil:
-			return nil, fmt.Errorf("read index key: %w", err)
-		}
-		if ik, err = keyring.PlainIndexKey(org, raw); err != nil {
-			return nil, err
-		}
-	}
-	db.ikeys.put(org, ik)
-	return ik, nil
-}
-
-// indexable reports whether a message gets an index entry: live text.
-func indexable(m *chatvault.Message) bool {
-	return m.Kind == chatvault.KindText && m.State == chatvault.StateLive && m.ExpiredAt == nil
-}
 
 // indexDocument is the FTS5 text of a message: its blind tokens, space-separated.
 func indexDocument(ik *keyring.IndexKey, m *chatvault.Message) string {
@@ -153,7 +54,7 @@ func (db *DB) applyIndex(tx *sql.Tx, ops []indexOp) error {
 
 // indexMessage queues m's index entry under doc, for the end of the batch.
 func (db *DB) indexMessage(ctx context.Context, tx *wtx, m *chatvault.Message, doc int64) error {
-	ik, err := db.indexKey(ctx, tx, m.OrgID, true)
+	ik, err := db.IndexKey(ctx, tx, m.OrgID, true)
 	if err != nil {
 		return err
 	}
@@ -216,7 +117,7 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 	if len(q.Tokens) == 0 {
 		return nil, errors.New("search: no tokens")
 	}
-	ik, err := db.indexKey(ctx, db.cached, q.OrgID, false)
+	ik, err := db.IndexKey(ctx, db.cached, q.OrgID, false)
 	if err != nil || ik == nil {
 		return nil, err // no key: the org has indexed nothing
 	}
@@ -237,7 +138,7 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 		where = append(where, clause)
 		args = append(args, v)
 	}
-	if n := len(q.ConversationIDs); n > 0 && n <= scopeTokenLimit {
+	if n := len(q.ConversationIDs); n > 0 && n <= sqlstore.ScopeTokenLimit {
 		ors := make([]string, n)
 		for i, c := range q.ConversationIDs {
 			ors[i] = `"` + ik.Token(search.ConversationToken(c)) + `"`
@@ -251,10 +152,10 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 		match = append(match, `"`+ik.Token(search.SenderToken(q.SenderID))+`"`)
 	}
 	if !q.From.IsZero() {
-		arg(`m.sent_at >= ?`, millis(q.From))
+		arg(`m.sent_at >= ?`, sqlstore.Millis(q.From))
 	}
 	if !q.To.IsZero() {
-		arg(`m.sent_at < ?`, millis(q.To))
+		arg(`m.sent_at < ?`, sqlstore.Millis(q.To))
 	}
 	if len(q.SeqAfter) > 0 {
 		bounds, _ := json.Marshal(q.SeqAfter)
@@ -268,7 +169,7 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	query := `SELECT f.rowid, ` + prefixed("m.", messageColumns) + ` FROM search_index f
+	query := `SELECT ` + sqlstore.CandidateColumns + ` FROM search_index f
 		JOIN messages m INDEXED BY messages_doc ON m.doc = f.rowid
 		WHERE search_index MATCH ? AND f.rowid < ? AND m.org_id = ? AND m.state = 'live' AND m.expired_at IS NULL`
 	for _, w := range where {
@@ -276,45 +177,7 @@ func (db *DB) SearchMessages(ctx context.Context, q chatvault.SearchQuery) ([]ch
 	}
 	query += ` ORDER BY f.rowid DESC LIMIT ?`
 	args = append([]any{strings.Join(match, " AND "), before, q.OrgID}, append(args, q.Limit)...)
-	rows, err := db.read.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	defer rows.Close()
-	var out []chatvault.SearchCandidate
-	var last *keyring.DataKey
-	for rows.Next() {
-		var c chatvault.SearchCandidate
-		m, err := scanMessage(prefixScanner{rows, &c.Doc})
-		if err != nil {
-			return nil, err
-		}
-		if err := db.openMessageWith(ctx, m, &last); err != nil {
-			return nil, err
-		}
-		c.Message = m
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// prefixed qualifies a comma-separated column list with a table alias.
-func prefixed(alias, columns string) string {
-	cols := strings.Split(columns, ", ")
-	for i, c := range cols {
-		cols[i] = alias + c
-	}
-	return strings.Join(cols, ", ")
-}
-
-// prefixScanner scans one extra leading column before the message's.
-type prefixScanner struct {
-	rows  *sql.Rows
-	first any
-}
-
-func (p prefixScanner) Scan(dest ...any) error {
-	return p.rows.Scan(append([]any{p.first}, dest...)...)
+	return db.Candidates(ctx, query, args...)
 }
 
 // dropPlainIndex empties an index built while the store ran without encryption: its key sits in
@@ -338,7 +201,7 @@ func (db *DB) dropPlainIndex(ctx context.Context) error {
 				return fmt.Errorf("drop plain-text search index: %w", err)
 			}
 		}
-		db.ikeys.reset()
+		db.ResetIndexKeys()
 		return nil
 	})
 }
@@ -347,7 +210,7 @@ func (db *DB) dropPlainIndex(ctx context.Context) error {
 // bulk load that wrote rows directly), oldest first so document numbers follow sending order, one
 // bounded transaction at a time.
 func (db *DB) indexBacklog(ctx context.Context) error {
-	if db.enc != nil {
+	if db.keys != nil {
 		if err := db.dropPlainIndex(ctx); err != nil {
 			return err
 		}
@@ -407,7 +270,7 @@ func (db *DB) indexBacklog(ctx context.Context) error {
 				if err := db.openMessage(ctx, m); err != nil {
 					return err
 				}
-				if !indexable(m) {
+				if !sqlstore.Indexable(m) {
 					continue
 				}
 				doc, err := tx.nextEventID(ctx)

@@ -6,19 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
-// statements are the hot-path queries, prepared once. Read statements are prepared on the read
-// pool; write statements on the single write connection and bound to each batch's transaction.
+// statements are the hot-path writes, prepared once on the single write connection and bound to
+// each batch's transaction. Reads are prepared on first use (stmtCache).
 type statements struct {
-	session  *sql.Stmt
-	pageAsc  *sql.Stmt
-	pageDesc *sql.Stmt
-	count    *sql.Stmt
-
-	byClientID    *sql.Stmt
-	activeMember  *sql.Stmt
-	messageExists *sql.Stmt
 	nextSeq       *sql.Stmt
 	insertMessage *sql.Stmt
 	insertIndex   *sql.Stmt
@@ -29,16 +23,14 @@ type statements struct {
 	savepoint, rollbackTo, release *sql.Stmt
 
 	all []*sql.Stmt
+	// byText finds the write statements by their SQL, for the shared core's statements that run
+	// through the writer's transaction (querier.go).
+	byText map[string]*sql.Stmt
 }
 
-const pageQuery = `SELECT ` + messageColumns + ` FROM messages m
-	WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq < ?4 AND sent_at >= ?7
-	AND NOT EXISTS (SELECT 1 FROM hidden_messages h
-		WHERE h.org_id = ?1 AND h.conversation_id = ?2 AND h.user_id = ?5 AND h.seq = m.seq)
-	ORDER BY seq `
-
-func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
+func (s *statements) prepare(write *sql.DB) error {
 	var errs []error
+	s.byText = map[string]*sql.Stmt{}
 	prep := func(db *sql.DB, query string) *sql.Stmt {
 		st, err := db.Prepare(query)
 		if err != nil {
@@ -48,28 +40,16 @@ func (s *statements) prepare(read *sql.DB, write *sql.DB) error {
 		s.all = append(s.all, st)
 		return st
 	}
-	s.session = prep(read, `SELECT d.org_id, d.user_id, d.id, d.name, d.created_at, d.revoked_at,
-			u.username, u.display_name, u.roles, u.disabled, u.created_at, u.retention_days
-		FROM devices d JOIN users u ON u.org_id = d.org_id AND u.id = d.user_id WHERE d.token_hash = ?`)
-	s.pageAsc = prep(read, pageQuery+`ASC LIMIT ?6`)
-	s.pageDesc = prep(read, pageQuery+`DESC LIMIT ?6`)
-	s.count = prep(read, `SELECT count(*) FROM (SELECT 1 FROM messages m
-		WHERE org_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq <= ?4 AND sender_id != ?5 AND state = 'live'
-		AND expired_at IS NULL AND sent_at >= ?8 AND NOT EXISTS (SELECT 1 FROM hidden_messages h
-			WHERE h.org_id = ?1 AND h.conversation_id = ?2 AND h.user_id = ?6 AND h.seq = m.seq)
-		LIMIT ?7)`)
-
-	s.byClientID = prep(write, `SELECT `+messageColumns+` FROM messages
-		WHERE org_id = ? AND conversation_id = ? AND sender_id = ? AND client_msg_id = ?`)
-	s.activeMember = prep(write, `SELECT active FROM participants WHERE org_id = ? AND conversation_id = ? AND user_id = ?`)
-	s.messageExists = prep(write, `SELECT 1 FROM messages WHERE org_id = ? AND conversation_id = ? AND id = ?`)
+	// The shared core's send-path statements, found by their text (querier.go).
+	for _, q := range []string{sqlstore.ByClientIDQuery, sqlstore.ActiveMemberQuery, sqlstore.MessageExistsQuery, sqlstore.LatestKeyQuery} {
+		s.byText[q] = prep(write, q)
+	}
 	s.nextSeq = prep(write, `UPDATE conversations SET last_seq = last_seq + 1, last_event_id = ? WHERE org_id = ? AND id = ? RETURNING last_seq`)
 	s.nextEvent = prep(write, `UPDATE counters SET value = value + 1 WHERE name = 'event' RETURNING value`)
 	s.savepoint = prep(write, `SAVEPOINT w`)
 	s.rollbackTo = prep(write, `ROLLBACK TO w`)
 	s.release = prep(write, `RELEASE w`)
-	s.insertMessage = prep(write, `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, importance, doc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.insertMessage = prep(write, sqlstore.InsertMessageQuery)
 	s.insertIndex = prep(write, `INSERT INTO search_index (rowid, tokens) VALUES (?, ?)`)
 	s.deleteIndex = prep(write, `DELETE FROM search_index WHERE rowid = ?`)
 	if len(errs) > 0 {

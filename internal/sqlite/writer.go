@@ -6,12 +6,15 @@ import (
 	"fmt"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/sqlstore"
 )
 
 // A writeReq is one caller's write: a function run inside the shared transaction of a batch.
 type writeReq struct {
-	ctx  context.Context
-	fn   writeFunc
+	ctx context.Context
+	fn  writeFunc
+	// core is a write of the shared store core, run instead of fn when set.
+	core func(ctx context.Context, tx sqlstore.Tx) error
 	done chan error
 }
 
@@ -54,22 +57,8 @@ func (tx *wtx) emit(ctx context.Context, ev chatvault.Event) (int64, error) {
 		return 0, err
 	}
 	ev.ID = id
-	var forUser sql.NullString
-	if ev.PerUser() {
-		forUser = nullString(ev.Subject)
-		_, err = tx.ExecContext(ctx, `UPDATE participants SET changed_event_id = ? WHERE org_id = ? AND conversation_id = ? AND user_id = ?`,
-			id, ev.OrgID, ev.ConversationID, ev.Subject)
-	} else {
-		_, err = tx.ExecContext(ctx, `UPDATE conversations SET last_event_id = ? WHERE org_id = ? AND id = ?`, id, ev.OrgID, ev.ConversationID)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("record event: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO events (org_id, conversation_id, id, kind, for_user, subject, seq, message_id, created_at, from_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ev.OrgID, ev.ConversationID, id, ev.Kind, forUser, nullString(ev.Subject),
-		sql.NullInt64{Int64: ev.Seq, Valid: ev.Seq > 0}, nullString(ev.MessageID), millis(ev.At), sql.NullInt64{Int64: ev.FromSeq, Valid: ev.FromSeq > 0})
-	if err != nil {
-		return 0, fmt.Errorf("insert event: %w", err)
+	if err := sqlstore.RecordEvent(ctx, tx, ev); err != nil {
+		return 0, err
 	}
 	tx.events = append(tx.events, ev)
 	return id, nil
@@ -83,7 +72,10 @@ func (db *DB) SetEventSink(sink chatvault.EventSink) { db.sink = sink }
 // fn failed, in which case nothing fn did is kept). Concurrent calls share transactions and fsyncs:
 // the writer takes every request that queued up while the previous commit was syncing.
 func (db *DB) update(ctx context.Context, fn writeFunc) error {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return db.enqueue(ctx, &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+func (db *DB) enqueue(ctx context.Context, req *writeReq) error {
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
@@ -98,6 +90,14 @@ func (db *DB) update(ctx context.Context, fn writeFunc) error {
 		// The write may still commit; callers that retry rely on idempotency (client_msg_id).
 		return ctx.Err()
 	}
+}
+
+// run runs the request inside the writer's transaction, with a context of its own (see writeFunc).
+func (r *writeReq) run(w *wtx) error {
+	if r.core != nil {
+		return r.core(context.Background(), w)
+	}
+	return r.fn(context.Background(), w)
 }
 
 func (db *DB) writer() {
@@ -154,7 +154,7 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 		}
 		w := &wtx{Tx: tx, db: db}
 		if single {
-			if results[i] = r.fn(context.Background(), w); results[i] != nil {
+			if results[i] = r.run(w); results[i] != nil {
 				tx.Rollback()
 				return nil, nil
 			}
@@ -165,7 +165,7 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 			tx.Rollback()
 			return nil, fmt.Errorf("savepoint: %w", err)
 		}
-		if results[i] = r.fn(context.Background(), w); results[i] != nil {
+		if results[i] = r.run(w); results[i] != nil {
 			if _, err := tx.Stmt(db.stmts.rollbackTo).Exec(); err != nil {
 				tx.Rollback()
 				return nil, fmt.Errorf("rollback to savepoint: %w", err)

@@ -1,23 +1,20 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/chatvault/chatvault"
-	"github.com/jackc/pgx/v5"
 )
 
-var _ chatvault.RetentionStore = (*DB)(nil)
-
 // FindPolicy returns the org's policy, or the default one when it never set one.
-func (db *DB) FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error) {
+func (c *Core) FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error) {
 	var raw string
-	err := db.pool.QueryRow(ctx, `SELECT policy FROM retention_policies WHERE org_id = $1`, orgID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err := c.cached.QueryRow(ctx, `SELECT policy FROM retention_policies WHERE org_id = $1`, orgID).Scan(&raw)
+	if isNoRows(err) {
 		p := chatvault.DefaultPolicy()
 		return &p, nil
 	} else if err != nil {
@@ -31,30 +28,32 @@ func (db *DB) FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, 
 }
 
 // SavePolicy stores the policy; every conversation of the org is examined afresh at the next run.
-func (db *DB) SavePolicy(ctx context.Context, orgID string, p *chatvault.Policy) error {
+func (c *Core) SavePolicy(ctx context.Context, orgID string, p *chatvault.Policy) error {
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO retention_policies (org_id, policy, updated_at) VALUES ($1, $2, $3)
 			ON CONFLICT (org_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
-			orgID, string(raw), millis(p.UpdatedAt)); err != nil {
+			orgID, string(raw), Millis(p.UpdatedAt)); err != nil {
 			return fmt.Errorf("save policy: %w", err)
 		}
 		return rescanOrg(ctx, tx, orgID)
 	})
 }
 
-func rescanOrg(ctx context.Context, tx *wtx, orgID string) error {
+func rescanOrg(ctx context.Context, tx Tx, orgID string) error {
 	if _, err := tx.Exec(ctx, `UPDATE conversations SET expire_scanned_seq = 0 WHERE org_id = $1 AND expire_scanned_seq > 0`, orgID); err != nil {
 		return fmt.Errorf("reset retention scan: %w", err)
 	}
 	return nil
 }
 
-func rescanFrom(ctx context.Context, tx *wtx, orgID, convID string, seq int64) error {
-	_, err := tx.Exec(ctx, `UPDATE conversations SET expire_scanned_seq = LEAST(expire_scanned_seq, $1) WHERE org_id = $2 AND id = $3`,
+func (c *Core) rescanFrom(ctx context.Context, tx Tx, orgID, convID string, seq int64) error {
+	_, err := tx.Exec(ctx, c.d.pick(
+		`UPDATE conversations SET expire_scanned_seq = MIN(expire_scanned_seq, $1) WHERE org_id = $2 AND id = $3`,
+		`UPDATE conversations SET expire_scanned_seq = LEAST(expire_scanned_seq, $1) WHERE org_id = $2 AND id = $3`),
 		max(seq, 0), orgID, convID)
 	if err != nil {
 		return fmt.Errorf("reset retention scan: %w", err)
@@ -63,14 +62,14 @@ func rescanFrom(ctx context.Context, tx *wtx, orgID, convID string, seq int64) e
 }
 
 // SetConversationRetention sets or clears an override.
-func (db *DB) SetConversationRetention(ctx context.Context, orgID, convID string, days *int) error {
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		tag, err := tx.Exec(ctx, `UPDATE conversations SET retention_days = $1, expire_scanned_seq = 0 WHERE org_id = $2 AND id = $3`,
+func (c *Core) SetConversationRetention(ctx context.Context, orgID, convID string, days *int) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE conversations SET retention_days = $1, expire_scanned_seq = 0 WHERE org_id = $2 AND id = $3`,
 			nullInt(days), orgID, convID)
 		if err != nil {
 			return fmt.Errorf("set conversation retention: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
 		}
 		return nil
@@ -78,10 +77,10 @@ func (db *DB) SetConversationRetention(ctx context.Context, orgID, convID string
 }
 
 // FindConversationRetention returns a conversation's override (nil: none).
-func (db *DB) FindConversationRetention(ctx context.Context, orgID, convID string) (*int, error) {
-	var days *int64
-	err := db.pool.QueryRow(ctx, `SELECT retention_days FROM conversations WHERE org_id = $1 AND id = $2`, orgID, convID).Scan(&days)
-	if errors.Is(err, pgx.ErrNoRows) {
+func (c *Core) FindConversationRetention(ctx context.Context, orgID, convID string) (*int, error) {
+	var days sql.NullInt64
+	err := c.cached.QueryRow(ctx, `SELECT retention_days FROM conversations WHERE org_id = $1 AND id = $2`, orgID, convID).Scan(&days)
+	if isNoRows(err) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "conversation %s not found", convID)
 	} else if err != nil {
 		return nil, fmt.Errorf("query conversation retention: %w", err)
@@ -90,13 +89,13 @@ func (db *DB) FindConversationRetention(ctx context.Context, orgID, convID strin
 }
 
 // SetUserRetention sets or clears a user's own preference.
-func (db *DB) SetUserRetention(ctx context.Context, orgID, userID string, days *int) error {
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		tag, err := tx.Exec(ctx, `UPDATE users SET retention_days = $1 WHERE org_id = $2 AND id = $3`, nullInt(days), orgID, userID)
+func (c *Core) SetUserRetention(ctx context.Context, orgID, userID string, days *int) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE users SET retention_days = $1 WHERE org_id = $2 AND id = $3`, nullInt(days), orgID, userID)
 		if err != nil {
 			return fmt.Errorf("set user retention: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return chatvault.Errorf(chatvault.ENOTFOUND, "user not found")
 		}
 		_, err = tx.Exec(ctx, `UPDATE conversations SET expire_scanned_seq = 0 WHERE org_id = $1 AND id IN
@@ -106,46 +105,46 @@ func (db *DB) SetUserRetention(ctx context.Context, orgID, userID string, days *
 }
 
 // FindMemberRetention returns the preferences of the conversation's current members.
-func (db *DB) FindMemberRetention(ctx context.Context, orgID, convID string) ([]*int, error) {
-	rows, err := db.pool.Query(ctx, `SELECT u.retention_days FROM participants p
+func (c *Core) FindMemberRetention(ctx context.Context, orgID, convID string) ([]*int, error) {
+	rows, err := c.cached.Query(ctx, `SELECT u.retention_days FROM participants p
 		JOIN users u ON u.org_id = p.org_id AND u.id = p.user_id
 		WHERE p.org_id = $1 AND p.conversation_id = $2 AND p.active = 1`, orgID, convID)
 	if err != nil {
 		return nil, fmt.Errorf("query member retention: %w", err)
 	}
-	return collect(rows, func(r pgx.CollectableRow) (*int, error) {
-		var d *int64
+	return collect(rows, func(r Row) (*int, error) {
+		var d sql.NullInt64
 		err := r.Scan(&d)
 		return fromNullInt(d), err
 	})
 }
 
 // FindConversationIDs pages through an org's conversations.
-func (db *DB) FindConversationIDs(ctx context.Context, orgID, after string, limit int) ([]string, error) {
-	return db.strings(ctx, `SELECT id FROM conversations WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3`, orgID, after, limit)
+func (c *Core) FindConversationIDs(ctx context.Context, orgID, after string, limit int) ([]string, error) {
+	return c.strings(ctx, `SELECT id FROM conversations WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3`, orgID, after, limit)
 }
 
 // FindParticipantIDs lists everyone who is or was in the conversation.
-func (db *DB) FindParticipantIDs(ctx context.Context, orgID, convID string) ([]string, error) {
-	return db.strings(ctx, `SELECT user_id FROM participants WHERE org_id = $1 AND conversation_id = $2`, orgID, convID)
+func (c *Core) FindParticipantIDs(ctx context.Context, orgID, convID string) ([]string, error) {
+	return c.strings(ctx, `SELECT user_id FROM participants WHERE org_id = $1 AND conversation_id = $2`, orgID, convID)
 }
 
-func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
-	rows, err := db.pool.Query(ctx, query, args...)
+func (c *Core) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	out, err := queryStrings(ctx, c.read, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
-	return collectStrings(rows)
+	return out, nil
 }
 
 // CreateHold stores a legal hold.
-func (db *DB) CreateHold(ctx context.Context, h *chatvault.Hold) error {
+func (c *Core) CreateHold(ctx context.Context, h *chatvault.Hold) error {
 	cust, _ := json.Marshal(h.Custodians)
 	convs, _ := json.Marshal(h.Conversations)
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO legal_holds (org_id, id, name, reason, custodians, conversations, from_at, to_at, created_by, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, h.OrgID, h.ID, h.Name, h.Reason, string(cust), string(convs),
-			nullMillis(h.From), nullMillis(h.To), h.CreatedBy, millis(h.CreatedAt))
+			nullMillis(h.From), nullMillis(h.To), h.CreatedBy, Millis(h.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert hold: %w", err)
 		}
@@ -156,23 +155,23 @@ func (db *DB) CreateHold(ctx context.Context, h *chatvault.Hold) error {
 const holdColumns = `org_id, id, name, reason, custodians, conversations, from_at, to_at, created_by, created_at, released_at, released_by`
 
 // FindHolds lists the org's holds, newest first.
-func (db *DB) FindHolds(ctx context.Context, orgID string, activeOnly bool) ([]*chatvault.Hold, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+holdColumns+` FROM legal_holds WHERE org_id = $1 AND (NOT $2 OR released_at IS NULL)
-		ORDER BY created_at DESC, id`, orgID, activeOnly)
+func (c *Core) FindHolds(ctx context.Context, orgID string, activeOnly bool) ([]*chatvault.Hold, error) {
+	rows, err := c.cached.Query(ctx, `SELECT `+holdColumns+` FROM legal_holds WHERE org_id = $1 AND ($2 = 0 OR released_at IS NULL)
+		ORDER BY created_at DESC, id`, orgID, b2i(activeOnly))
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}
-	return collect(rows, func(r pgx.CollectableRow) (*chatvault.Hold, error) { return scanHold(r) })
+	return collect(rows, func(r Row) (*chatvault.Hold, error) { return scanHold(r) })
 }
 
-func scanHold(s pgx.Row) (*chatvault.Hold, error) {
+func scanHold(s Row) (*chatvault.Hold, error) {
 	var h chatvault.Hold
 	var cust, convs string
-	var from, to, released *int64
-	var releasedBy *string
+	var from, to, released sql.NullInt64
+	var releasedBy sql.NullString
 	var created int64
 	if err := s.Scan(&h.OrgID, &h.ID, &h.Name, &h.Reason, &cust, &convs, &from, &to, &h.CreatedBy, &created, &released, &releasedBy); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
+		if isNoRows(err) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("scan hold: %w", err)
@@ -183,19 +182,19 @@ func scanHold(s pgx.Row) (*chatvault.Hold, error) {
 	if err := json.Unmarshal([]byte(convs), &h.Conversations); err != nil {
 		return nil, fmt.Errorf("decode hold conversations: %w", err)
 	}
-	h.From, h.To, h.ReleasedAt, h.ReleasedBy = fromNullMillis(from), fromNullMillis(to), fromNullMillis(released), str(releasedBy)
-	h.CreatedAt = fromMillis(created)
+	h.From, h.To, h.ReleasedAt, h.ReleasedBy = fromNullMillis(from), fromNullMillis(to), fromNullMillis(released), releasedBy.String
+	h.CreatedAt = FromMillis(created)
 	return &h, nil
 }
 
 // ReleaseHold ends a hold; what it protected is examined afresh at the next run.
-func (db *DB) ReleaseHold(ctx context.Context, orgID, holdID, by string, at time.Time) (*chatvault.Hold, error) {
+func (c *Core) ReleaseHold(ctx context.Context, orgID, holdID, by string, at time.Time) (*chatvault.Hold, error) {
 	var out *chatvault.Hold
-	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
 		out, err = scanHold(tx.QueryRow(ctx, `UPDATE legal_holds SET released_at = $1, released_by = $2
-			WHERE org_id = $3 AND id = $4 AND released_at IS NULL RETURNING `+holdColumns, millis(at), by, orgID, holdID))
-		if errors.Is(err, pgx.ErrNoRows) {
+			WHERE org_id = $3 AND id = $4 AND released_at IS NULL RETURNING `+holdColumns, Millis(at), by, orgID, holdID))
+		if isNoRows(err) {
 			return chatvault.Errorf(chatvault.ENOTFOUND, "no active hold %s", holdID)
 		} else if err != nil {
 			return fmt.Errorf("release hold: %w", err)
@@ -206,10 +205,10 @@ func (db *DB) ReleaseHold(ctx context.Context, orgID, holdID, by string, at time
 }
 
 // CreateRule stores an importance rule.
-func (db *DB) CreateRule(ctx context.Context, r *chatvault.ImportantRule) error {
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+func (c *Core) CreateRule(ctx context.Context, r *chatvault.ImportantRule) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO important_rules (org_id, id, pattern, regex, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			r.OrgID, r.ID, r.Pattern, b2i(r.Regex), r.CreatedBy, millis(r.CreatedAt))
+			r.OrgID, r.ID, r.Pattern, b2i(r.Regex), r.CreatedBy, Millis(r.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert rule: %w", err)
 		}
@@ -218,30 +217,30 @@ func (db *DB) CreateRule(ctx context.Context, r *chatvault.ImportantRule) error 
 }
 
 // FindRules lists the org's importance rules.
-func (db *DB) FindRules(ctx context.Context, orgID string) ([]*chatvault.ImportantRule, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, pattern, regex <> 0, created_by, created_at FROM important_rules WHERE org_id = $1 ORDER BY created_at, id`, orgID)
+func (c *Core) FindRules(ctx context.Context, orgID string) ([]*chatvault.ImportantRule, error) {
+	rows, err := c.cached.Query(ctx, `SELECT id, pattern, regex <> 0, created_by, created_at FROM important_rules WHERE org_id = $1 ORDER BY created_at, id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("query rules: %w", err)
 	}
-	return collect(rows, func(row pgx.CollectableRow) (*chatvault.ImportantRule, error) {
+	return collect(rows, func(row Row) (*chatvault.ImportantRule, error) {
 		r := chatvault.ImportantRule{OrgID: orgID}
 		var created int64
 		if err := row.Scan(&r.ID, &r.Pattern, &r.Regex, &r.CreatedBy, &created); err != nil {
 			return nil, fmt.Errorf("scan rule: %w", err)
 		}
-		r.CreatedAt = fromMillis(created)
+		r.CreatedAt = FromMillis(created)
 		return &r, nil
 	})
 }
 
 // DeleteRule removes a rule; messages it already flagged stay important.
-func (db *DB) DeleteRule(ctx context.Context, orgID, ruleID string) error {
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM important_rules WHERE org_id = $1 AND id = $2`, orgID, ruleID)
+func (c *Core) DeleteRule(ctx context.Context, orgID, ruleID string) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, `DELETE FROM important_rules WHERE org_id = $1 AND id = $2`, orgID, ruleID)
 		if err != nil {
 			return fmt.Errorf("delete rule: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return chatvault.Errorf(chatvault.ENOTFOUND, "rule %s not found", ruleID)
 		}
 		return nil
@@ -250,14 +249,11 @@ func (db *DB) DeleteRule(ctx context.Context, orgID, ruleID string) error {
 
 // SetImportance sets or clears a flag. A star is per member: the star flag stays while any member
 // has starred the message.
-func (db *DB) SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error) {
+func (c *Core) SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error) {
 	var out *chatvault.Message
-	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		m, err := findMessage(ctx, tx, `seq = $3 FOR UPDATE`, orgID, convID, seq)
+	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
+		m, err := c.findMessageBySeq(ctx, tx, orgID, convID, seq, true)
 		if err != nil {
-			return err
-		}
-		if err := db.openMessage(ctx, m); err != nil {
 			return err
 		}
 		if m.State == chatvault.StatePurged {
@@ -267,7 +263,7 @@ func (db *DB) SetImportance(ctx context.Context, orgID, convID string, seq int64
 		if flag == chatvault.ImportantByStar {
 			if on {
 				_, err = tx.Exec(ctx, `INSERT INTO stars (org_id, conversation_id, seq, user_id, created_at) VALUES ($1, $2, $3, $4, $5)
-					ON CONFLICT DO NOTHING`, orgID, convID, seq, userID, millis(at))
+					ON CONFLICT DO NOTHING`, orgID, convID, seq, userID, Millis(at))
 			} else {
 				_, err = tx.Exec(ctx, `DELETE FROM stars WHERE org_id = $1 AND conversation_id = $2 AND seq = $3 AND user_id = $4`, orgID, convID, seq, userID)
 			}
@@ -289,7 +285,7 @@ func (db *DB) SetImportance(ctx context.Context, orgID, convID string, seq int64
 		}
 		if next == 0 && m.Importance != 0 {
 			// No longer protected: the next run must look at it again.
-			if err := rescanFrom(ctx, tx, orgID, convID, seq-1); err != nil {
+			if err := c.rescanFrom(ctx, tx, orgID, convID, seq-1); err != nil {
 				return err
 			}
 		}
@@ -301,15 +297,15 @@ func (db *DB) SetImportance(ctx context.Context, orgID, convID string, seq int64
 }
 
 // SavePurgeRun stores (or updates) a run and its certificate.
-func (db *DB) SavePurgeRun(ctx context.Context, r *chatvault.PurgeRun) error {
+func (c *Core) SavePurgeRun(ctx context.Context, r *chatvault.PurgeRun) error {
 	raw, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO purge_runs (org_id, id, started_at, finished_at, certificate) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (org_id, id) DO UPDATE SET finished_at = excluded.finished_at, certificate = excluded.certificate`,
-			r.OrgID, r.ID, millis(r.StartedAt), nullMillis(r.FinishedAt), string(raw))
+			r.OrgID, r.ID, Millis(r.StartedAt), nullMillis(r.FinishedAt), string(raw))
 		if err != nil {
 			return fmt.Errorf("save purge run: %w", err)
 		}
@@ -318,12 +314,12 @@ func (db *DB) SavePurgeRun(ctx context.Context, r *chatvault.PurgeRun) error {
 }
 
 // FindPurgeRuns lists the org's runs, newest first.
-func (db *DB) FindPurgeRuns(ctx context.Context, orgID string, limit int) ([]*chatvault.PurgeRun, error) {
-	rows, err := db.pool.Query(ctx, `SELECT certificate FROM purge_runs WHERE org_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2`, orgID, limit)
+func (c *Core) FindPurgeRuns(ctx context.Context, orgID string, limit int) ([]*chatvault.PurgeRun, error) {
+	rows, err := c.read.Query(ctx, `SELECT certificate FROM purge_runs WHERE org_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2`, orgID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query purge runs: %w", err)
 	}
-	return collect(rows, func(row pgx.CollectableRow) (*chatvault.PurgeRun, error) {
+	return collect(rows, func(row Row) (*chatvault.PurgeRun, error) {
 		var raw string
 		if err := row.Scan(&raw); err != nil {
 			return nil, err
@@ -337,10 +333,10 @@ func (db *DB) FindPurgeRuns(ctx context.Context, orgID string, limit int) ([]*ch
 }
 
 // FindPurgeRun finds one run.
-func (db *DB) FindPurgeRun(ctx context.Context, orgID, runID string) (*chatvault.PurgeRun, error) {
+func (c *Core) FindPurgeRun(ctx context.Context, orgID, runID string) (*chatvault.PurgeRun, error) {
 	var raw string
-	err := db.pool.QueryRow(ctx, `SELECT certificate FROM purge_runs WHERE org_id = $1 AND id = $2`, orgID, runID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err := c.read.QueryRow(ctx, `SELECT certificate FROM purge_runs WHERE org_id = $1 AND id = $2`, orgID, runID).Scan(&raw)
+	if isNoRows(err) {
 		return nil, chatvault.Errorf(chatvault.ENOTFOUND, "purge run %s not found", runID)
 	} else if err != nil {
 		return nil, fmt.Errorf("query purge run: %w", err)
@@ -353,14 +349,14 @@ func (db *DB) FindPurgeRun(ctx context.Context, orgID, runID string) (*chatvault
 }
 
 // RecordAudit appends to the audit log.
-func (db *DB) RecordAudit(ctx context.Context, e *chatvault.AuditEntry) error {
+func (c *Core) RecordAudit(ctx context.Context, e *chatvault.AuditEntry) error {
 	details, err := json.Marshal(e.Details)
 	if err != nil {
 		return err
 	}
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO audit_log (org_id, at, actor_id, action, target, reason, outcome, details)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`, e.OrgID, millis(e.At), e.ActorID, e.Action, e.Target, e.Reason, e.Outcome, string(details)).Scan(&e.ID)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`, e.OrgID, Millis(e.At), e.ActorID, e.Action, e.Target, e.Reason, e.Outcome, string(details)).Scan(&e.ID)
 		if err != nil {
 			return fmt.Errorf("record audit: %w", err)
 		}
@@ -369,41 +365,41 @@ func (db *DB) RecordAudit(ctx context.Context, e *chatvault.AuditEntry) error {
 }
 
 // FindAudit lists the org's newest audit entries.
-func (db *DB) FindAudit(ctx context.Context, orgID string, limit int) ([]*chatvault.AuditEntry, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, at, actor_id, action, target, reason, outcome, details FROM audit_log
+func (c *Core) FindAudit(ctx context.Context, orgID string, limit int) ([]*chatvault.AuditEntry, error) {
+	rows, err := c.read.Query(ctx, `SELECT id, at, actor_id, action, target, reason, outcome, details FROM audit_log
 		WHERE org_id = $1 ORDER BY id DESC LIMIT $2`, orgID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query audit: %w", err)
 	}
-	return collect(rows, func(row pgx.CollectableRow) (*chatvault.AuditEntry, error) {
+	return collect(rows, func(row Row) (*chatvault.AuditEntry, error) {
 		e := chatvault.AuditEntry{OrgID: orgID}
 		var at int64
 		var details string
 		if err := row.Scan(&e.ID, &at, &e.ActorID, &e.Action, &e.Target, &e.Reason, &e.Outcome, &details); err != nil {
 			return nil, fmt.Errorf("scan audit: %w", err)
 		}
-		e.At = fromMillis(at)
+		e.At = FromMillis(at)
 		json.Unmarshal([]byte(details), &e.Details)
 		return &e, nil
 	})
 }
 
 // RecordPurgeItem adds a certificate line to a run.
-func (db *DB) RecordPurgeItem(ctx context.Context, orgID, runID string, it chatvault.PurgeRunItem) error {
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+func (c *Core) RecordPurgeItem(ctx context.Context, orgID, runID string, it chatvault.PurgeRunItem) error {
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
 		return recordStep(ctx, tx, chatvault.Selection{OrgID: orgID, ConversationID: it.ConversationID, RunID: runID}, it.Action,
 			&chatvault.StepResult{Count: it.Count, FirstSeq: it.FirstSeq, LastSeq: it.LastSeq})
 	})
 }
 
 // FindPurgeRunItems returns a run's certificate lines in the order they were written.
-func (db *DB) FindPurgeRunItems(ctx context.Context, orgID, runID string) ([]chatvault.PurgeRunItem, error) {
-	rows, err := db.pool.Query(ctx, `SELECT conversation_id, action, count, first_seq, last_seq FROM purge_run_items
+func (c *Core) FindPurgeRunItems(ctx context.Context, orgID, runID string) ([]chatvault.PurgeRunItem, error) {
+	rows, err := c.read.Query(ctx, `SELECT conversation_id, action, count, first_seq, last_seq FROM purge_run_items
 		WHERE org_id = $1 AND run_id = $2 ORDER BY id`, orgID, runID)
 	if err != nil {
 		return nil, fmt.Errorf("query purge run items: %w", err)
 	}
-	out, err := collect(rows, func(row pgx.CollectableRow) (chatvault.PurgeRunItem, error) {
+	out, err := collect(rows, func(row Row) (chatvault.PurgeRunItem, error) {
 		var it chatvault.PurgeRunItem
 		err := row.Scan(&it.ConversationID, &it.Action, &it.Count, &it.FirstSeq, &it.LastSeq)
 		return it, err
