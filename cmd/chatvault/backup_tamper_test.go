@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/datadir"
 )
 
 // TestRestoreRefusesTamperedManifest: through the real binary. Someone who can write to both
@@ -170,7 +171,8 @@ func tree(t *testing.T, root string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		// The lock file names the last process that held the directory: not data.
+		if err != nil || d.IsDir() || d.Name() == datadir.LockFile {
 			return nil
 		}
 		fi, _ := os.Lstat(p)

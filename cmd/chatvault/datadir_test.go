@@ -15,6 +15,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/chatvault/chatvault/internal/backup"
 	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
@@ -184,7 +185,15 @@ func TestFilesArePrivate(t *testing.T) {
 		t.Fatalf("backup create = %v\n%s", err, out)
 	}
 	id := regexp.MustCompile(`backup (\S+):`).FindStringSubmatch(out)[1]
-	checkPrivate(t, dir, "backup/work", "backup/journal.json")
+	checkPrivate(t, dir, "backup/work", "backup/journal.json", backup.SigningKeyFile)
+	// A restore on another machine trusts the backups signed with the pinned key.
+	pub, err := runBinary(t, bin, nil, "backup", "key", "--config", cfgFile, "--data", dir)
+	if err != nil {
+		t.Fatalf("backup key = %v\n%s", err, pub)
+	}
+	key := regexp.MustCompile(`chatvault-ed25519:\S+`).FindString(pub)
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf("backup:\n  recipients: [%s]\n  manifest_public_key: %s\n  targets:\n    - {type: dir, path: %s}\n",
+		identity.Recipient(), key, target)), 0o600)
 	checkPrivate(t, target)
 	if out, err := runBinary(t, bin, nil, "backup", "verify", id, "--identity", idFile, "--config", cfgFile, "--data", dir); err != nil {
 		t.Fatalf("backup verify = %v\n%s", err, out)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,7 +74,12 @@ func Backup(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(filepath.Join(cfg.Work, "backup-target"))
-	job := &backup.Job{Store: l.db, Open: openRestored, Targets: []backup.Target{target}, KeyTargets: []backup.Target{target},
+	// Signed as a server signs them, so create and verify measure the signature too.
+	pub, signing, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	job := &backup.Job{Store: l.db, SigningKey: signing, TrustedKeys: []ed25519.PublicKey{pub}, Open: openRestored, Targets: []backup.Target{target}, KeyTargets: []backup.Target{target},
 		Recipients: []age.Recipient{identity.Recipient()}, RecipientKeys: []string{identity.Recipient().String()},
 		KEKFile: filepath.Join(dir, filepath.FromSlash(backup.KEKFile)), Work: filepath.Join(dir, "backup", "work"),
 		JournalState: filepath.Join(dir, "backup", "journal.json"), Clock: chatvault.SystemClock{},
