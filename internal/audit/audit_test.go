@@ -15,6 +15,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
@@ -130,10 +131,6 @@ func fileKeyring(t *testing.T, dir string) *keyring.Keyring {
 	return keyring.New(p, 0)
 }
 
-type clock struct{ now time.Time }
-
-func (c *clock) Now() time.Time { return c.now }
-
 // world is an org with an admin, a compliance officer, a member, and one conversation between the
 // admin and the member holding one message.
 type world struct {
@@ -143,17 +140,17 @@ type world struct {
 	audit               *audit.Service
 	chat                *chat.Service
 	retention           *retention.Service
-	clk                 *clock
+	clk                 *clocktest.Clock
 }
 
 func newWorld(t *testing.T, db store) *world {
 	t.Helper()
 	ctx := context.Background()
-	w := &world{clk: &clock{now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}}
-	w.org = &chatvault.Org{ID: uuid.NewString(), Slug: "acme", Name: "Acme", CreatedAt: w.clk.now}
+	w := &world{clk: clocktest.New(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))}
+	w.org = &chatvault.Org{ID: uuid.NewString(), Slug: "acme", Name: "Acme", CreatedAt: w.clk.Now()}
 	user := func(name string, roles ...chatvault.Role) *chatvault.User {
 		return &chatvault.User{OrgID: w.org.ID, ID: uuid.NewString(), Username: name, DisplayName: name, PasswordHash: "x",
-			Roles: append([]chatvault.Role{chatvault.RoleMember}, roles...), CreatedAt: w.clk.now}
+			Roles: append([]chatvault.Role{chatvault.RoleMember}, roles...), CreatedAt: w.clk.Now()}
 	}
 	admin, officer, bob := user("admin", chatvault.RoleOrgAdmin), user("officer", chatvault.RoleComplianceOfficer), user("bob")
 	if err := db.CreateOrg(ctx, w.org, admin); err != nil {
