@@ -261,6 +261,14 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	level, _ := cfg.level()
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
+		// slog writes a duration in JSON as integer nanoseconds, which no reader expects; write it
+		// as the text handler does ("1.5s"), which Go's time.ParseDuration reads back.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

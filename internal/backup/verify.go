@@ -14,12 +14,12 @@ import (
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	ID      string
-	Stored  map[string]error // each target holding the backup: nil when its copy matches the manifest
-	Keys    string           // the key backup used (full verify)
-	Check   *chatvault.CheckReport
-	Full    bool // decrypted and restored, not only compared byte for byte
-	Elapsed time.Duration
+	ID      string                 `json:"id"`
+	Stored  map[string]error       `json:"-"`              // each target holding the backup: nil when its copy matches the manifest
+	Keys    string                 `json:"keys,omitempty"` // the key backup used (full verify)
+	Check   *chatvault.CheckReport `json:"check,omitempty"`
+	Full    bool                   `json:"full"` // decrypted and restored, not only compared byte for byte
+	Elapsed time.Duration          `json:"-"`
 }
 
 // Verify proves a backup: every stored copy of every part (data and its key backup) is compared
