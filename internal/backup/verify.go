@@ -39,6 +39,10 @@ func (j *Job) Verify(ctx context.Context, id string, ids []age.Identity) (rep *V
 		if err != nil && ctx.Err() == nil {
 			m.VerifyFailures.Add(1)
 		}
+		if ctx.Err() == nil {
+			m.LastVerify.Store(j.now().Unix())
+			m.LastVerifyOK.Store(err == nil)
+		}
 	}()
 	man, holders, err := findBackup(ctx, j.Targets, KindData, id, j.TrustedKeys, j.AllowUnsigned)
 	if err != nil {

@@ -20,7 +20,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.logger.Warn("readiness check failed", "error", err)
+		s.logger.WarnContext(r.Context(), "readiness check failed", "error", err)
 		return chatvault.Errorf(chatvault.EUNAVAILABLE, "the store is not writable")
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
