@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/chatvault/chatvault"
@@ -29,6 +28,10 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) == 0 {
 		fmt.Fprint(stderr, adminUsage)
 		return flag.ErrHelp
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, adminUsage)
+		return nil
 	}
 	fs := flag.NewFlagSet("admin "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -92,12 +95,14 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SLUG\tNAME\tID\tCREATED")
+		var tb table
+		tb.row("SLUG", "NAME", "ID", "CREATED")
 		for _, o := range orgs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Slug, o.Name, o.ID, o.CreatedAt.Format(time.RFC3339))
+			tb.row(o.Slug, o.Name, o.ID, o.CreatedAt.Format(time.RFC3339))
 		}
-		tw.Flush()
+		if err := tb.write(stdout); err != nil {
+			return err
+		}
 	}
 	return db.Close()
 }

@@ -47,9 +47,13 @@ docs/operations.md. Restore with: chatvault restore ID --data NEW_DIR --identity
 `
 
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, backupUsage)
 		return flag.ErrHelp
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, backupUsage)
+		return nil
 	}
 	cmd := args[0]
 	fs := flag.NewFlagSet("backup "+cmd, flag.ContinueOnError)

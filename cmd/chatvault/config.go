@@ -25,11 +25,13 @@ type Config struct {
 	AllowSharedDataDir bool `yaml:"allow_shared_data_dir"`
 	// Store is a PostgreSQL URL (postgres://user@host:5432/db); empty: the SQLite store in Data.
 	// Several serve processes can share one PostgreSQL store (docs/scaling.md).
-	Store        string    `yaml:"store"`
-	Listen       string    `yaml:"listen"`
-	MaxBodyBytes int64     `yaml:"max_body_bytes"`
-	RecallWindow Duration  `yaml:"recall_window"`
-	Log          LogConfig `yaml:"log"`
+	Store  string `yaml:"store"`
+	Listen string `yaml:"listen"`
+	// MetricsListen serves /metrics and the profiler on their own address; empty: off.
+	MetricsListen string    `yaml:"metrics_listen"`
+	MaxBodyBytes  int64     `yaml:"max_body_bytes"`
+	RecallWindow  Duration  `yaml:"recall_window"`
+	Log           LogConfig `yaml:"log"`
 
 	// KeyFile holds the key-encryption keys; default DATA/keys/kek.json. CHATVAULT_KEK or
 	// CHATVAULT_KEK_FILE in the environment take its place (see docs/operations.md).
@@ -50,6 +52,8 @@ type Config struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+	// Access logs one line per API request (method, route, status, bytes, time, request id).
+	Access bool `yaml:"access"`
 }
 
 // Duration is a time.Duration written as "2m", "90s" in YAML and the environment.
@@ -72,7 +76,7 @@ func DefaultConfig() Config {
 		Listen:       "127.0.0.1:8080",
 		MaxBodyBytes: 64 << 10,
 		RecallWindow: Duration(2 * time.Minute),
-		Log:          LogConfig{Level: "info", Format: "text"},
+		Log:          LogConfig{Level: "info", Format: "text", Access: true},
 		Retention: RetentionConfig{Interval: Duration(time.Hour), StartDelay: Duration(defaultRetentionStartDelay),
 			TakeoverCheck: Duration(defaultTakeoverCheck)},
 		Backup: backupDefaults(),
@@ -90,6 +94,15 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port, for example 127.0.0.1:8080 (--listen or CHATVAULT_LISTEN)", c.Listen))
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		errs = append(errs, fmt.Errorf("listen: port %q must be a number from 0 to 65535", port))
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_listen: %q is not host:port, for example 127.0.0.1:9464; leave it empty to serve no metrics (--metrics-listen or CHATVAULT_METRICS_LISTEN)", c.MetricsListen))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("metrics_listen: port %q must be a number from 0 to 65535", port))
+		} else if c.MetricsListen == c.Listen && n != 0 {
+			errs = append(errs, fmt.Errorf("metrics_listen: %q is the API's listen address; give metrics their own port, such as 127.0.0.1:9464", c.MetricsListen))
+		}
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: %d must be between 1024 and %d", c.MaxBodyBytes, 64<<20))
@@ -144,6 +157,8 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 		})
 		fs.StringVar(&cf.cfg.Log.Level, "log-level", cf.cfg.Log.Level, "debug, info, warn or error (env CHATVAULT_LOG_LEVEL)")
 		fs.StringVar(&cf.cfg.Log.Format, "log-format", cf.cfg.Log.Format, "text or json (env CHATVAULT_LOG_FORMAT)")
+		fs.BoolVar(&cf.cfg.Log.Access, "log-access", cf.cfg.Log.Access, "log one line per API request, without bodies or tokens (env CHATVAULT_LOG_ACCESS)")
+		fs.StringVar(&cf.cfg.MetricsListen, "metrics-listen", "", "address for /metrics and /debug/pprof, e.g. 127.0.0.1:9464; empty: off (env CHATVAULT_METRICS_LISTEN)")
 		addTLSFlags(fs, &cf.cfg)
 		addRetentionFlags(fs, &cf.cfg)
 	}
@@ -190,6 +205,8 @@ func (cf *configFlags) resolve() (Config, error) {
 		"recall-window":            func() { cfg.RecallWindow = fromFlags.RecallWindow },
 		"log-level":                func() { cfg.Log.Level = fromFlags.Log.Level },
 		"log-format":               func() { cfg.Log.Format = fromFlags.Log.Format },
+		"log-access":               func() { cfg.Log.Access = fromFlags.Log.Access },
+		"metrics-listen":           func() { cfg.MetricsListen = fromFlags.MetricsListen },
 		"key-file":                 func() { cfg.KeyFile = fromFlags.KeyFile },
 		"tls-cert":                 func() { cfg.TLSCert = fromFlags.TLSCert },
 		"tls-key":                  func() { cfg.TLSKey = fromFlags.TLSKey },
@@ -234,6 +251,14 @@ func applyEnv(cfg *Config) error {
 	str("CHATVAULT_LISTEN", &cfg.Listen)
 	str("CHATVAULT_LOG_LEVEL", &cfg.Log.Level)
 	str("CHATVAULT_LOG_FORMAT", &cfg.Log.Format)
+	str("CHATVAULT_METRICS_LISTEN", &cfg.MetricsListen)
+	if v, ok := os.LookupEnv("CHATVAULT_LOG_ACCESS"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("CHATVAULT_LOG_ACCESS: %q must be true or false", v)
+		}
+		cfg.Log.Access = b
+	}
 	if err := applySecurityEnv(cfg); err != nil {
 		return err
 	}
@@ -261,6 +286,14 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	level, _ := cfg.level()
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
+		// slog writes a duration in JSON as integer nanoseconds, which no reader expects; write it
+		// as the text handler does ("1.5s"), which Go's time.ParseDuration reads back.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

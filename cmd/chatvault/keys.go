@@ -37,6 +37,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, keysUsage)
 		return flag.ErrHelp
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
 	if args[0] == "generate" {
 		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(keyring.Generate()))
 		return nil

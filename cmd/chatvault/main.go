@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
 
@@ -35,11 +36,26 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) {
+			// -h after a command's flags: the usage was asked for, and printed (exit 0, as the
+			// flag package's own -h does); a bare "chatvault admin" is a usage error (exit 2).
+			if slices.ContainsFunc(os.Args[1:], isHelp) {
+				os.Exit(0)
+			}
+		} else {
 			fmt.Fprintln(os.Stderr, "chatvault:", err)
 		}
 		os.Exit(2)
 	}
+}
+
+// isHelp reports whether a command-line word asks for usage.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }
 
 // run dispatches on the first argument.
@@ -68,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "version":
 		fmt.Fprintln(stdout, "chatvault", version())
 		return nil
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:

@@ -14,6 +14,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/backup"
 	"github.com/chatvault/chatvault/internal/jobs"
+	"github.com/chatvault/chatvault/internal/metrics"
 )
 
 // This file holds all of serve's scheduling: the settings (retention.*, backup.schedule) and the
@@ -122,12 +123,16 @@ type retentionJob interface {
 // retention.interval is 0; with backup targets (SQLite only: backups is nil on PostgreSQL, and
 // Validate refuses targets there), backups and the deletion journal. clock is the runner's time.
 func scheduledJobs(cfg Config, clock jobs.Clock, leader jobs.Leader, ret retentionJob, backups chatvault.BackupStore,
-	logger *slog.Logger) (*jobs.Runner, error) {
-	r := jobs.New(jobs.Config{Clock: clock, Logger: logger, Leader: leader, LeaderCheck: time.Duration(cfg.Retention.TakeoverCheck)})
+	logger *slog.Logger, m *metrics.Metrics) (*jobs.Runner, error) {
+	jc := jobs.Config{Clock: clock, Logger: logger, Leader: leader, LeaderCheck: time.Duration(cfg.Retention.TakeoverCheck)}
+	if m != nil {
+		jc.Observe = m.JobRun
+	}
+	r := jobs.New(jc)
 	if interval := time.Duration(cfg.Retention.Interval); interval > 0 {
 		sched := jobs.Every(interval).StartAfter(time.Duration(cfg.Retention.StartDelay))
 		if err := r.Add(jobs.Job{Name: "retention", Schedule: sched, Run: func(ctx context.Context) error {
-			return retentionOnce(ctx, ret, logger)
+			return retentionOnce(ctx, ret, logger, m)
 		}}); err != nil {
 			return nil, err
 		}
@@ -194,9 +199,12 @@ func startJobs(r *jobs.Runner) (stop func()) {
 
 // retentionOnce runs the retention job once in every org and logs one line per org. A failure is
 // returned for the runner to log.
-func retentionOnce(ctx context.Context, job retentionJob, logger *slog.Logger) error {
+func retentionOnce(ctx context.Context, job retentionJob, logger *slog.Logger, m *metrics.Metrics) error {
 	runs, err := job.RunAll(ctx, false)
 	for _, r := range runs {
+		if m != nil {
+			m.RetentionRun(r)
+		}
 		took := time.Duration(0)
 		if r.FinishedAt != nil {
 			took = r.FinishedAt.Sub(r.StartedAt)

@@ -124,7 +124,7 @@ func startSchedule(t *testing.T, retention RetentionConfig, leader jobs.Leader, 
 	cfg := DefaultConfig()
 	cfg.Retention = retention
 	s := &schedule{t: t, clock: clocktest.New(time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC)), logs: &lockedBuffer{}}
-	r, err := scheduledJobs(cfg, s.clock, leader, job, nil, slog.New(slog.NewTextHandler(s.logs, nil)))
+	r, err := scheduledJobs(cfg, s.clock, leader, job, nil, slog.New(slog.NewTextHandler(s.logs, nil)), nil)
 	if err != nil {
 		t.Fatalf("scheduledJobs() = %v", err)
 	}

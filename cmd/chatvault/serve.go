@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,7 +21,9 @@ import (
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/jobs"
+	"github.com/chatvault/chatvault/internal/metrics"
 	"github.com/chatvault/chatvault/internal/retention"
+	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
 // InitialPasswordFile holds the first admin's one-time password, readable only by the owner.
@@ -44,6 +49,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer db.Close()
 
+	// Metrics are kept whether or not they are served: observing costs a few atomic adds.
+	mets := metrics.New(backupMetrics)
+	if w, ok := db.(interface{ SetCommitObserver(sqlite.CommitObserver) }); ok {
+		w.SetCommitObserver(mets.Commit)
+	}
+	stopMetrics, err := serveMetrics(cfg, mets, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
 	clock := chatvault.SystemClock{}
 	accounts := account.NewService(db, clock)
 	if err := bootstrap(ctx, accounts, cfg.Data, logger.Info); err != nil {
@@ -51,7 +67,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	auditLog := audit.New(db, db.Keyring(), clock)
 	ret := retention.New(db, auditLog, clock, logger, db)
-	runner, err := scheduledJobs(cfg, jobs.SystemClock{}, db, ret, backups, logger)
+	runner, err := scheduledJobs(cfg, jobs.SystemClock{}, db, ret, backups, logger, mets)
 	if err != nil {
 		return err
 	}
@@ -70,7 +86,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer reloadOnSIGHUP(certs, logger)()
 	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Audit: auditLog, Hub: live, Store: db}, logger,
-		cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes, TLS: certs.TLSConfig()})
+		cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes, TLS: certs.TLSConfig(), Observer: mets, AccessLog: cfg.Log.Access})
 	if err := srv.Listen(cfg.Listen); err != nil {
 		return err
 	}
@@ -103,6 +119,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves /metrics and the profiler on cfg.MetricsListen (nothing when it is empty)
+// until stop is called.
+func serveMetrics(cfg Config, m *metrics.Metrics, logger *slog.Logger) (stop func(), err error) {
+	if cfg.MetricsListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen: %w (is another process using the port? choose another with --metrics-listen)", err)
+	}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	logger.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { srv.Close(); <-done }, nil
 }
 
 // bootstrap creates the first org and admin on a new server and writes the admin's one-time

@@ -87,8 +87,11 @@ func (s *Service) loginOrg(ctx context.Context, slug string) (*chatvault.Org, er
 	if err != nil {
 		return nil, err
 	}
-	if len(orgs) != 1 {
-		return nil, chatvault.Invalidf("org", "this server hosts several orgs: give the org's slug in \"org\"")
+	// Without a slug a login goes to the server's first org (the one made at first start), so
+	// the walk-through keeps working after an operator adds another org; users of the other
+	// orgs give theirs.
+	if len(orgs) == 0 {
+		return nil, errBadCredentials
 	}
 	return orgs[0], nil
 }
@@ -110,11 +113,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (chatvault.Act
 	} else if err != nil {
 		return chatvault.Actor{}, err
 	}
-	if sess.Device.RevokedAt != nil {
-		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this device was signed out; sign in again")
-	}
+	// Disabling a user also signs out their devices, so the account is checked first: "signed
+	// out; sign in again" would send them to a login that cannot work.
 	if sess.User.Disabled {
 		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this account is disabled; ask an org admin")
+	}
+	if sess.Device.RevokedAt != nil {
+		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this device was signed out; sign in again")
 	}
 	return chatvault.Actor{OrgID: sess.User.OrgID, UserID: sess.User.ID, DeviceID: sess.Device.ID, Roles: sess.User.Roles,
 		RetentionDays: sess.User.RetentionDays}, nil

@@ -117,16 +117,17 @@ func (e TargetError) Error() string {
 
 // CreateResult is what Create did.
 type CreateResult struct {
-	ID       string
-	Data     *Manifest
-	Keys     *Manifest // nil when the store has no keys database
-	Check    *chatvault.CheckReport
-	Stored   []string      // targets that got the data backup
-	Failed   []TargetError // targets that did not, after retries
-	Journal  int           // journal entries shipped before the snapshot
-	Duration time.Duration
+	ID      string                 `json:"id"`
+	Data    *Manifest              `json:"data"`
+	Keys    *Manifest              `json:"keys,omitempty"` // nil when the store has no keys database
+	Check   *chatvault.CheckReport `json:"check,omitempty"`
+	Stored  []string               `json:"stored"`  // targets that got the data backup
+	Failed  []TargetError          `json:"failed"`  // targets that did not, after retries
+	Journal int                    `json:"journal"` // journal entries shipped before the snapshot
+	// Duration and Phases are written as seconds in JSON (see MarshalJSON).
+	Duration time.Duration `json:"-"`
 	// Phases is how long each step took: journal, snapshot, keys, seal, check, upload.
-	Phases map[string]time.Duration
+	Phases map[string]time.Duration `json:"-"`
 }
 
 // Create takes a backup now: it ships the deletion journal, snapshots the data and then the keys
@@ -257,7 +258,7 @@ func (j *Job) Create(ctx context.Context, check bool) (res *CreateResult, err er
 	m.LastSuccess.Store(now.Unix())
 	m.LastBytes.Store(res.Data.Parts[0].Size)
 	j.logger().Info("backup created", "backup", res.ID, "targets", len(res.Stored), "failed_targets", len(res.Failed),
-		"bytes", res.Data.Parts[0].Size, "duration", res.Duration.Round(time.Millisecond), "phases", fmt.Sprint(res.Phases))
+		"bytes", res.Data.Parts[0].Size, "duration", res.Duration.Round(time.Millisecond), "phases", phaseLog(res.Phases))
 	return res, nil
 }
 

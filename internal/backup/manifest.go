@@ -68,10 +68,10 @@ type Part struct {
 
 // Entry is a listed backup.
 type Entry struct {
-	Manifest *Manifest
-	Targets  []string // the targets that hold it complete
+	Manifest *Manifest `json:"manifest"`
+	Targets  []string  `json:"targets"` // the targets that hold it complete
 	// Unsigned: written before manifests were signed (format 1); nothing vouches for it.
-	Unsigned bool `json:",omitempty"`
+	Unsigned bool `json:"unsigned,omitempty"`
 }
 
 func (m *Manifest) dir() string { return m.Kind + "/" + m.ID + "/" }

@@ -6,9 +6,8 @@ import (
 	"sync/atomic"
 )
 
-// Metrics counts what the backup job did. chatvault has no /metrics endpoint yet: WritePrometheus
-// writes these in the Prometheus text format for the one that comes, and the same events are
-// logged (failures at level ERROR).
+// Metrics counts what the backup job did; serve exports them on /metrics (internal/metrics), and
+// the same events are logged (failures at level ERROR).
 type Metrics struct {
 	Backups        atomic.Int64 // backups stored on at least one target
 	BackupFailures atomic.Int64 // backups that failed (snapshot, check, or no target reached)
@@ -17,6 +16,8 @@ type Metrics struct {
 	VerifyFailures atomic.Int64 // verifications (and pre-upload checks) that failed
 	LastSuccess    atomic.Int64 // Unix time of the last stored backup
 	LastBytes      atomic.Int64 // encrypted size of the last data backup
+	LastVerify     atomic.Int64 // Unix time the last verification ended (not cancelled)
+	LastVerifyOK   atomic.Bool  // whether it passed
 }
 
 // WritePrometheus writes the metrics in the Prometheus text exposition format.

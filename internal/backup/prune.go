@@ -11,9 +11,11 @@ import (
 
 // PruneReport is what Prune removed.
 type PruneReport struct {
-	KeptData, DeletedData []string
-	KeptKeys, DeletedKeys []string
-	DeletedJournal        int
+	KeptData       []string `json:"kept_data"`
+	DeletedData    []string `json:"deleted_data"`
+	KeptKeys       []string `json:"kept_keys"`
+	DeletedKeys    []string `json:"deleted_keys"`
+	DeletedJournal int      `json:"deleted_journal"`
 }
 
 // Keep returns the ids to keep of backups taken at the given times (grandfather-father-son): the

@@ -14,12 +14,12 @@ import (
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	ID      string
-	Stored  map[string]error // each target holding the backup: nil when its copy matches the manifest
-	Keys    string           // the key backup used (full verify)
-	Check   *chatvault.CheckReport
-	Full    bool // decrypted and restored, not only compared byte for byte
-	Elapsed time.Duration
+	ID      string                 `json:"id"`
+	Stored  map[string]error       `json:"-"`              // each target holding the backup: nil when its copy matches the manifest
+	Keys    string                 `json:"keys,omitempty"` // the key backup used (full verify)
+	Check   *chatvault.CheckReport `json:"check,omitempty"`
+	Full    bool                   `json:"full"` // decrypted and restored, not only compared byte for byte
+	Elapsed time.Duration          `json:"-"`
 }
 
 // Verify proves a backup: every stored copy of every part (data and its key backup) is compared
@@ -38,6 +38,10 @@ func (j *Job) Verify(ctx context.Context, id string, ids []age.Identity) (rep *V
 		// Counted, not logged: the caller (the command, or the jobs runner) reports the error once.
 		if err != nil && ctx.Err() == nil {
 			m.VerifyFailures.Add(1)
+		}
+		if ctx.Err() == nil {
+			m.LastVerify.Store(j.now().Unix())
+			m.LastVerifyOK.Store(err == nil)
 		}
 	}()
 	man, holders, err := findBackup(ctx, j.Targets, KindData, id, j.TrustedKeys, j.AllowUnsigned)

@@ -106,7 +106,7 @@ func Ingest(ctx context.Context, cfg Config) (*Report, error) {
 			s := senders[g]
 			_, created, err := l.chat.Send(ctx, s.actor, s.pick(r).ID, chat.SendRequest{ClientMsgID: prefix + token(r, 20), Text: Body(r)})
 			if err == nil && !created {
-				err = errors.New("Send created = false, want true")
+				err = errors.New("send created = false, want true")
 			}
 			return err
 		}
@@ -168,7 +168,7 @@ func Ingest(ctx context.Context, cfg Config) (*Report, error) {
 // inProcess runs op in this process and measures this process.
 func (cfg *Config) inProcess(ctx context.Context, name, unit, latencyOf string, n int, op func(context.Context, int, *rand.Rand) error) *Result {
 	m := startMeter(os.Getpid())
-	lats, fails, firstErr, elapsed := cfg.run(ctx, n, op)
+	lats, fails, elapsed, firstErr := cfg.run(ctx, n, op)
 	peak, cpu := m.stop()
 	r := result(name, unit, latencyOf, lats, fails, firstErr, elapsed)
 	r.PeakRSSBytes, r.RSSOf, r.BenchCPUSecs = peak, m.rssNote("the bench process"), round1(cpu.Seconds())
@@ -178,7 +178,7 @@ func (cfg *Config) inProcess(ctx context.Context, name, unit, latencyOf string, 
 // againstServer runs op (a client of srv) and measures srv, and this process's CPU.
 func (cfg *Config) againstServer(ctx context.Context, srv *server, name, unit, latencyOf string, n int, op func(context.Context, int, *rand.Rand) error) *Result {
 	sm, bm := startMeter(srv.pid()), startMeter(os.Getpid())
-	lats, fails, firstErr, elapsed := cfg.run(ctx, n, op)
+	lats, fails, elapsed, firstErr := cfg.run(ctx, n, op)
 	peak, scpu := sm.stop()
 	_, bcpu := bm.stop()
 	r := result(name, unit, latencyOf, lats, fails, firstErr, elapsed)

@@ -34,7 +34,7 @@ const (
 // pacedRun calls op from n goroutines, together about rate times a second, until d has passed
 // or ctx is done, and returns the latency of each call that succeeded (the pause is not in it),
 // the failures with the first, and the wall time.
-func pacedRun(ctx context.Context, seed uint64, n, rate int, d time.Duration, op func(ctx context.Context, r *rand.Rand) error) ([]time.Duration, int, error, time.Duration) {
+func pacedRun(ctx context.Context, seed uint64, n, rate int, d time.Duration, op func(ctx context.Context, r *rand.Rand) error) ([]time.Duration, int, time.Duration, error) {
 	every := time.Duration(float64(n) / float64(rate) * float64(time.Second))
 	var (
 		mu       sync.Mutex
@@ -83,7 +83,7 @@ func pacedRun(ctx context.Context, seed uint64, n, rate int, d time.Duration, op
 		}()
 	}
 	wg.Wait()
-	return all, failures, firstErr, time.Since(begin)
+	return all, failures, time.Since(begin), firstErr
 }
 
 // Purge returns the purge scenario with expiredFraction of the messages older than the policy.
@@ -209,7 +209,7 @@ func purge(ctx context.Context, cfg Config, expiredFraction float64) (*Report, e
 			s := senders[r.IntN(len(senders))]
 			_, created, err := l.chat.Send(ctx, s.actor, s.pick(r).ID, chat.SendRequest{ClientMsgID: prefix + token(r, 20), Text: Body(r)})
 			if err == nil && !created {
-				err = errors.New("Send created = false, want true")
+				err = errors.New("send created = false, want true")
 			}
 			return err
 		}
@@ -235,12 +235,12 @@ func purge(ctx context.Context, cfg Config, expiredFraction float64) (*Report, e
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			lats, fails, ferr, el := pacedRun(wctx, cfg.Seed, cfg.Senders, purgeSendRate, d, sendOp(label+"-"))
+			lats, fails, el, ferr := pacedRun(wctx, cfg.Seed, cfg.Senders, purgeSendRate, d, sendOp(label+"-"))
 			send = result("chat.Service.Send in process, "+label, "messages", "one acknowledged message", lats, fails, ferr, el)
 		}()
 		go func() {
 			defer wg.Done()
-			lats, fails, ferr, el := pacedRun(wctx, cfg.Seed+1, cfg.Readers, purgeReadRate, d, readOp)
+			lats, fails, el, ferr := pacedRun(wctx, cfg.Seed+1, cfg.Readers, purgeReadRate, d, readOp)
 			read = result("chat.Service.Messages in process, "+label, "pages", "one page", lats, fails, ferr, el)
 		}()
 		if job != nil {

@@ -92,7 +92,7 @@ func (cfg *Config) settings() map[string]any {
 // run calls op from n goroutines until Duration has passed or Count operations were started, and
 // returns the latency of every operation that succeeded, the number that failed with the first
 // failure, and the wall time. op gets the goroutine's number and its own random source.
-func (cfg *Config) run(ctx context.Context, n int, op func(ctx context.Context, g int, r *rand.Rand) error) ([]time.Duration, int, error, time.Duration) {
+func (cfg *Config) run(ctx context.Context, n int, op func(ctx context.Context, g int, r *rand.Rand) error) ([]time.Duration, int, time.Duration, error) {
 	var (
 		started  atomic.Int64
 		failures atomic.Int64
@@ -142,7 +142,7 @@ func (cfg *Config) run(ctx context.Context, n int, op func(ctx context.Context, 
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	return all, int(failures.Load()), firstErr, elapsed
+	return all, int(failures.Load()), elapsed, firstErr
 }
 
 // result turns a run into a Result.

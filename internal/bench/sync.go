@@ -383,7 +383,7 @@ feed:
 // Count calls or Duration of wall time, after warm untimed calls; it measures this process.
 func (cfg *Config) repeated(ctx context.Context, name, latencyOf string, warm int, prepare, op func(context.Context) error) *Result {
 	m := startMeter(os.Getpid())
-	lats, fails, firstErr, busy := cfg.loop(ctx, warm, prepare, op)
+	lats, fails, busy, firstErr := cfg.loop(ctx, warm, prepare, op)
 	peak, cpu := m.stop()
 	r := result(name, "syncs", latencyOf, lats, fails, firstErr, busy)
 	r.PeakRSSBytes, r.RSSOf, r.BenchCPUSecs = peak, m.rssNote("the bench process"), round1(cpu.Seconds())
@@ -393,7 +393,7 @@ func (cfg *Config) repeated(ctx context.Context, name, latencyOf string, warm in
 // repeatedAgainst is repeated for a client of srv: it measures srv, and this process's CPU.
 func (cfg *Config) repeatedAgainst(ctx context.Context, srv *server, name, latencyOf string, warm int, prepare, op func(context.Context) error) *Result {
 	sm, bm := startMeter(srv.pid()), startMeter(os.Getpid())
-	lats, fails, firstErr, busy := cfg.loop(ctx, warm, prepare, op)
+	lats, fails, busy, firstErr := cfg.loop(ctx, warm, prepare, op)
 	peak, scpu := sm.stop()
 	_, bcpu := bm.stop()
 	r := result(name, "syncs", latencyOf, lats, fails, firstErr, busy)
@@ -404,7 +404,7 @@ func (cfg *Config) repeatedAgainst(ctx context.Context, srv *server, name, laten
 
 // loop returns the latencies of the successful timed calls, the failures with the first one, and
 // the time spent inside op (so a rate excludes prepare).
-func (cfg *Config) loop(ctx context.Context, warm int, prepare, op func(context.Context) error) ([]time.Duration, int, error, time.Duration) {
+func (cfg *Config) loop(ctx context.Context, warm int, prepare, op func(context.Context) error) ([]time.Duration, int, time.Duration, error) {
 	var lats []time.Duration
 	var fails int
 	var firstErr error
@@ -444,7 +444,7 @@ func (cfg *Config) loop(ctx context.Context, warm int, prepare, op func(context.
 		}
 		lats, busy = append(lats, d), busy+d
 	}
-	return lats, fails, firstErr, busy
+	return lats, fails, busy, firstErr
 }
 
 func cmpErr(first, err error) error {

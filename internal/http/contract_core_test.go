@@ -4,9 +4,11 @@ package http_test
 // machinery that checks every request and response is in openapi_test.go.
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,15 @@ func contractHealth(t *testing.T, c *contract) {
 	ts, _ := c.serve(t)
 	ts.must(http.StatusOK, "GET", "/healthz", "", nil)
 	ts.must(http.StatusOK, "GET", "/readyz", "", nil)
+	// The contract the spec says the server serves is the file itself, byte for byte.
+	r := ts.must(http.StatusOK, "GET", "/api/v1/openapi.yaml", "", nil)
+	want, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(r.Body, want) {
+		t.Errorf("GET /api/v1/openapi.yaml = %d bytes; want %s (%d bytes)", len(r.Body), specPath, len(want))
+	}
 }
 
 func contractAccounts(t *testing.T, c *contract) {

@@ -58,7 +58,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	id := requestID(r.Context())
 	if status >= 500 {
-		s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("request_id", id),
+		s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}
 	if status == http.StatusUnauthorized {

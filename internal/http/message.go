@@ -28,6 +28,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, a chatvault
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+		s.cfg.Observer.MessageStored()
 	}
 	writeJSON(w, status, m)
 	return nil

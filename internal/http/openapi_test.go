@@ -54,7 +54,7 @@ func operations(doc *openapi3.T) map[string]*openapi3.Operation {
 }
 
 // publicOperations need no bearer token.
-var publicOperations = []string{"healthz", "readyz", "login"}
+var publicOperations = []string{"healthz", "readyz", "openapi", "login"}
 
 // websocketOperation also takes the token in the query, and answers handshake errors in plain text.
 const websocketOperation = "websocket"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/chatvault/chatvault/internal/account"
 )
@@ -25,14 +26,17 @@ func TestOrgsAreIsolated(t *testing.T) {
 	c := ts.group(alice, "机密 secret", false, bob)
 	m := ts.send(alice, c.ID, "内部消息 internal")
 
+	ts.clock.Advance(time.Hour) // acme is the second org, as on a real server ("acme" sorts first)
 	_, _, pw, err := ts.accounts.CreateOrg(context.Background(), "acme", "Acme 公司", "root")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// With two orgs, a login must say which.
+	// With two orgs, a login without one goes to the first org (alice's), so the other org's
+	// users must name theirs.
+	ts.login("alice", "password-alice", "")
 	r := ts.do("POST", "/api/v1/auth/login", "", loginBody("root", pw))
-	if code, field := r.errorCode(t); code != "invalid" || field != "org" {
-		t.Fatalf("login without org on a two-org server: %s %s; want invalid org", code, field)
+	if code, _ := r.errorCode(t); r.Status != http.StatusUnauthorized || code != "unauthorized" {
+		t.Fatalf("login of acme's root without org on a two-org server: %d %s; want 401 (checked in the first org)", r.Status, code)
 	}
 	other := ts.login("root", pw, "acme")
 

@@ -8,6 +8,7 @@ import (
 func (s *Server) routes() {
 	s.handle("GET /healthz", s.healthz)
 	s.handle("GET /readyz", s.readyz)
+	s.handle("GET /api/v1/openapi.yaml", s.openapi)
 
 	s.handle("POST /api/v1/auth/login", s.login)
 	s.authed("POST /api/v1/auth/logout", s.logout)

@@ -34,6 +34,11 @@ type Config struct {
 	// WSWriteTimeout is how long a WebSocket write may block before the client is cut off (it then
 	// resumes from the last cursor it received). Default 10 s.
 	WSWriteTimeout time.Duration
+	// Observer receives request timings and counts (metrics); nil observes nothing.
+	Observer Observer
+	// AccessLog logs one line per request at level INFO: method, route, path, status, bytes,
+	// duration and request id; never a body, a query string (it may hold a token) or a header.
+	AccessLog bool
 }
 
 // DefaultMaxBodyBytes is the request body limit unless configured otherwise.
@@ -80,6 +85,10 @@ func NewServer(svc Services, logger *slog.Logger, cfg Config) *Server {
 	if cfg.WSWriteTimeout <= 0 {
 		cfg.WSWriteTimeout = 10 * time.Second
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
+	}
+	logger = slog.New(requestIDHandler{logger.Handler()})
 	s := &Server{accounts: svc.Accounts, chat: svc.Chat, retention: svc.Retention, audit: svc.Audit, hub: svc.Hub, store: svc.Store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
 	s.http = &http.Server{
@@ -176,6 +185,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	w.Header().Set("X-Request-Id", id)
+	start := time.Now()
+	rec := &responseRecorder{ResponseWriter: w}
+	w = rec
+	route := "unmatched"
+	defer func() {
+		took := time.Since(start)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.cfg.Observer.Request(route, status, took)
+		if s.cfg.AccessLog {
+			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("route", route),
+				slog.String("path", r.URL.Path), slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Duration("took", took))
+		}
+	}()
 	if s.cfg.TLS != nil {
 		w.Header().Set("Strict-Transport-Security", HSTS)
 	}
@@ -184,7 +209,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.logger.Error("panic serving request", "request_id", id, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.logger.ErrorContext(r.Context(), "panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			s.writeError(w, r, fmt.Errorf("panic: %v", p))
 		}
 	}()
@@ -193,10 +218,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		s.noRoute(w, r)
 		return
 	}
+	route = pattern
 	s.mux.ServeHTTP(w, r)
 }
 

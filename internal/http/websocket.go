@@ -75,6 +75,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	conn.SetReadLimit(s.cfg.MaxBodyBytes)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	s.cfg.Observer.WebSocketOpened()
+	slow := false
+	defer func() { s.cfg.Observer.WebSocketClosed(slow) }()
 
 	// Subscribe before the first sync, so nothing committed in between is missed.
 	sub := s.hub.Subscribe(a, wsQueue, false)
@@ -105,6 +108,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 		// A dropped subscription wins over queued events: the client is told where to resume.
 		select {
 		case <-sub.Done():
+			slow = sub.Reason() == "slow consumer"
 			closeForReason(conn, sub.Reason(), cursor)
 			return nil
 		default:
@@ -132,6 +136,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 			}
 			cursor, _ = chat.DecodeCursor(res.Cursor)
 		case <-sub.Done():
+			slow = sub.Reason() == "slow consumer"
 			closeForReason(conn, sub.Reason(), cursor)
 			return nil
 		case <-ping.C:
@@ -190,6 +195,9 @@ func (s *Server) wsReader(ctx context.Context, cancel context.CancelFunc, conn *
 		if err != nil {
 			s.writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
 			continue
+		}
+		if created {
+			s.cfg.Observer.MessageStored()
 		}
 		s.writeFrame(ctx, conn, WSFrame{Type: "ack", ClientMsgID: req.ClientMsgID, Created: created, Message: m})
 	}

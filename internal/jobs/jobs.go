@@ -71,6 +71,10 @@ type Config struct {
 	// LeaderCheck is how often a process that does not lead checks whether to take the lead, and
 	// how often the leader checks that it still leads. Default 15s.
 	LeaderCheck time.Duration
+	// Observe, when set, is told of every run once it returns: its job, when it started, how long
+	// it took and its error (a context error when shutdown or a lost lead stopped it). Metrics use
+	// it, so an operator sees a job that stopped running or keeps failing.
+	Observe func(job string, started time.Time, took time.Duration, err error)
 }
 
 // DefaultLeaderCheck is the default of Config.LeaderCheck.
@@ -82,6 +86,7 @@ type Runner struct {
 	log    *slog.Logger
 	leader Leader
 	check  time.Duration
+	obs    func(job string, started time.Time, took time.Duration, err error)
 
 	mu      sync.Mutex
 	jobs    []Job
@@ -90,7 +95,7 @@ type Runner struct {
 
 // New returns a runner without jobs.
 func New(cfg Config) *Runner {
-	r := &Runner{clock: cfg.Clock, log: cfg.Logger, leader: cfg.Leader, check: cfg.LeaderCheck}
+	r := &Runner{clock: cfg.Clock, log: cfg.Logger, leader: cfg.Leader, check: cfg.LeaderCheck, obs: cfg.Observe}
 	if r.clock == nil {
 		r.clock = SystemClock{}
 	}
@@ -232,6 +237,9 @@ func (r *Runner) loop(ctx, termCtx context.Context, j Job, stillLeads func() boo
 		err := r.runOnce(termCtx, j)
 		end := r.clock.Now()
 		took := end.Sub(start)
+		if r.obs != nil {
+			r.obs(j.Name, start, took, err)
+		}
 		switch {
 		case err == nil:
 			r.log.Debug("scheduled job done", "job", j.Name, "took", took)

@@ -22,9 +22,6 @@ import (
 // progressTable records a copy in progress or done, in the target database.
 const progressTable = "chatvault_migration"
 
-// keysTable is the wrapped data keys' table, in its own schema.
-const keysTable = KeysSchema + ".data_keys"
-
 // notCopied are the target's own tables: its schema versions, its live-delivery outbox, and the
 // copy's progress.
 var notCopied = []string{"schema_migrations", "event_outbox", progressTable}

@@ -80,9 +80,4 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 	return created, err
 }
 
-// openMessage replaces the stored body that scanMessage put in m.Text with its text.
-func (db *DB) openMessage(ctx context.Context, m *chatvault.Message) error {
-	return db.OpenMessage(ctx, m, nil)
-}
-
 func scanMessage(s pgx.Row) (*chatvault.Message, error) { return sqlstore.ScanMessage(s) }

@@ -111,20 +111,6 @@ func heldRanges(holds []*chatvault.Hold, convID string, participants []string) (
 	return ranges, false
 }
 
-// Covered reports whether a message sent at t in the conversation is under an active hold.
-func covered(holds []*chatvault.Hold, convID string, participants []string, t time.Time) bool {
-	ranges, all := heldRanges(holds, convID, participants)
-	if all {
-		return true
-	}
-	for _, r := range ranges {
-		if (r.From == nil || !t.Before(*r.From)) && (r.To == nil || t.Before(*r.To)) {
-			return true
-		}
-	}
-	return false
-}
-
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/sqlstore"
@@ -51,8 +52,9 @@ type DB struct {
 
 	stmts     statements
 	sink      chatvault.EventSink
-	keys      *KeyStore // nil: bodies in plain text (see keys.go)
-	noIndex   bool      // see Options.NoSearchIndex
+	observe   atomic.Pointer[CommitObserver] // see SetCommitObserver
+	keys      *KeyStore                      // nil: bodies in plain text (see keys.go)
+	noIndex   bool                           // see Options.NoSearchIndex
 	stopMerge chan struct{}
 	mergeDone chan struct{}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/sqlstore"
@@ -67,6 +68,14 @@ func (tx *wtx) emit(ctx context.Context, ev chatvault.Event) (int64, error) {
 // SetEventSink sets the function that receives each committed batch's events in commit order.
 // Call it before the store takes writes.
 func (db *DB) SetEventSink(sink chatvault.EventSink) { db.sink = sink }
+
+// CommitObserver receives each group commit's size (the writes it made durable together) and the
+// time its COMMIT took, which is where the fsync happens: the figures group commit is tuned by.
+type CommitObserver func(writes int, commit time.Duration)
+
+// SetCommitObserver sets the function told of every group commit (metrics); it may be called
+// while the store takes writes.
+func (db *DB) SetCommitObserver(o CommitObserver) { db.observe.Store(&o) }
 
 // update runs fn in a write transaction and returns once that transaction is durably committed (or
 // fn failed, in which case nothing fn did is kept). Concurrent calls share transactions and fsyncs:
@@ -183,8 +192,12 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 		tx.Rollback()
 		return nil, err
 	}
+	t0 := time.Now()
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if o := db.observe.Load(); o != nil {
+		(*o)(len(batch), time.Since(t0))
 	}
 	return events, nil
 }
