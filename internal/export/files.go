@@ -1,0 +1,73 @@
+package export
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Files creates an export's files one after another: a file is complete when the next one is
+// created, or when the Files is closed.
+type Files interface {
+	Create(name string) (io.Writer, error)
+}
+
+// FileInfo is one file of an export, as the manifest lists it.
+type FileInfo struct {
+	Name   string `json:"name"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Lister is a writer that says which files it wrote and how many rows each holds.
+type Lister interface {
+	Files() []FileInfo
+}
+
+// SingleFile is a Files that writes the one file it is asked for to w, whatever its name: an
+// export of one CSV, JSONL or XLSX file written straight to its destination.
+type SingleFile struct {
+	W       io.Writer
+	created bool
+}
+
+// Create returns the writer the first time and an error after.
+func (s *SingleFile) Create(name string) (io.Writer, error) {
+	if s.created {
+		return nil, errSingleFile
+	}
+	s.created = true
+	return s.W, nil
+}
+
+var errSingleFile = &os.PathError{Op: "create", Path: "export", Err: os.ErrExist}
+
+// Dir is a Files that writes into a directory (used by tests and by HTML exports unpacked).
+type Dir struct {
+	Path string
+	cur  *os.File
+}
+
+// Create closes the previous file and creates name under the directory.
+func (d *Dir) Create(name string) (io.Writer, error) {
+	if err := d.Close(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(d.Path, filepath.Base(name)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	d.cur = f
+	return f, nil
+}
+
+// Close closes the last file.
+func (d *Dir) Close() error {
+	if d.cur == nil {
+		return nil
+	}
+	err := d.cur.Close()
+	d.cur = nil
+	return err
+}
