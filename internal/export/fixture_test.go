@@ -40,17 +40,17 @@ func (c *clock) Now() time.Time {
 // direct chat between Alice and 张三 and a group of the three, holding Chinese, emoji, commas,
 // quotes, newlines, text Excel would take for formulas, a reply, an edit and a recall.
 type world struct {
-	db                       *sqlite.DB
-	clk                      *clock
-	org                      *chatvault.Org
-	audit                    *audit.Service
-	chat                     *chat.Service
-	zhang, alice, bob        chatvault.Actor
-	officer, admin           chatvault.Actor
-	direct, group            string
-	users                    map[string]*chatvault.User
-	recalledID, editedID     string
-	aliceUser, zhangUser     *chatvault.User
+	db                   *sqlite.DB
+	clk                  *clock
+	org                  *chatvault.Org
+	audit                *audit.Service
+	chat                 *chat.Service
+	zhang, alice, bob    chatvault.Actor
+	officer, admin       chatvault.Actor
+	direct, group        string
+	users                map[string]*chatvault.User
+	recalledID, editedID string
+	aliceUser, zhangUser *chatvault.User
 }
 
 func newStore(t *testing.T) *sqlite.DB {
@@ -90,7 +90,9 @@ func newWorld(t *testing.T) *world {
 			t.Fatal(err)
 		}
 	}
-	act := func(u *chatvault.User) chatvault.Actor { return chatvault.Actor{OrgID: w.org.ID, UserID: u.ID, Roles: u.Roles} }
+	act := func(u *chatvault.User) chatvault.Actor {
+		return chatvault.Actor{OrgID: w.org.ID, UserID: u.ID, Roles: u.Roles}
+	}
 	w.zhang, w.alice, w.bob, w.officer, w.admin = act(zhang), act(alice), act(bob), act(officer), act(admin)
 	w.aliceUser, w.zhangUser = alice, zhang
 	w.audit = audit.New(w.db, w.db.Keyring(), w.clk)

@@ -81,4 +81,3 @@ func rows(r *Record, lang string) []cells {
 	}
 	return append(out, base)
 }
-
