@@ -41,6 +41,7 @@ func (c *clock) Now() time.Time {
 // quotes, newlines, text Excel would take for formulas, a reply, an edit and a recall.
 type world struct {
 	db                   *sqlite.DB
+	dir                  string
 	clk                  *clock
 	org                  *chatvault.Org
 	audit                *audit.Service
@@ -53,9 +54,8 @@ type world struct {
 	aliceUser, zhangUser *chatvault.User
 }
 
-func newStore(t *testing.T) *sqlite.DB {
+func newStore(t *testing.T, dir string) *sqlite.DB {
 	t.Helper()
-	dir := t.TempDir()
 	p, err := keyring.OpenFile(filepath.Join(dir, sqlite.KeysDir, "kek.json"))
 	if err != nil {
 		t.Fatalf("keyring.OpenFile() = %v", err)
@@ -71,7 +71,8 @@ func newStore(t *testing.T) *sqlite.DB {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	w := &world{db: newStore(t), clk: &clock{now: time.Date(2026, 3, 4, 1, 30, 0, 0, time.UTC)}, users: map[string]*chatvault.User{}}
+	dir := t.TempDir()
+	w := &world{db: newStore(t, dir), dir: dir, clk: &clock{now: time.Date(2026, 3, 4, 1, 30, 0, 0, time.UTC)}, users: map[string]*chatvault.User{}}
 	w.org = &chatvault.Org{ID: uuid.NewString(), Slug: "acme", Name: "Acme", CreatedAt: w.clk.now}
 	user := func(name, display string, roles ...chatvault.Role) *chatvault.User {
 		u := &chatvault.User{OrgID: w.org.ID, ID: uuid.NewString(), Username: name, DisplayName: display, PasswordHash: "x",
