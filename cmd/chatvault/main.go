@@ -22,6 +22,7 @@ Usage:
   chatvault backup COMMAND    backups: create, list, verify ID, prune
   chatvault restore ID        restore a backup into a new data directory (--data DIR --identity FILE)
   chatvault retention run     run the retention job now in every org ([--dry-run] [--json])
+  chatvault export            export chat records as CSV, XLSX, JSONL or HTML (--as USER --format F --out FILE)
   chatvault migrate           copy an SQLite data directory into PostgreSQL (--from DIR --to URL)
   chatvault version           print the version
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRetention(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "chatvault", version())
 		return nil
