@@ -156,7 +156,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	clock := chatvault.SystemClock{}
 	chatSvc := chat.NewService(db, clock, chat.Config{Audit: audit.New(db, db.Keyring(), clock)})
 	m := &export.Manifest{CreatedAt: clock.Now(), OrgID: org.ID, RequestedBy: user.ID, Username: user.Username, Request: req}
-	src, err := chatSvc.OpenExport(ctx, actor, req.Scope, chatvault.AuditEntry{Target: "cli", Details: exportDetails(&req)})
+	src, err := chatSvc.OpenExport(ctx, actor, req.Scope, chatvault.AuditEntry{Target: "cli", Details: export.AuditDetails(&req)})
 	if err != nil {
 		return cliError(err)
 	}
@@ -190,27 +190,6 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "exported %d rows from %d conversations to %s\n", m.Rows, m.Snapshot.Conversations, f.out)
 	return db.Close()
-}
-
-// exportDetails is what the audit entry of an org-wide export records of it.
-func exportDetails(r *export.Request) map[string]any {
-	d := map[string]any{"format": string(r.Format)}
-	if !r.From.IsZero() {
-		d["from"] = r.From.Format(time.RFC3339)
-	}
-	if !r.To.IsZero() {
-		d["to"] = r.To.Format(time.RFC3339)
-	}
-	for k, v := range map[string][]string{"conversations": r.Conversations, "participants": r.Participants, "senders": r.Senders} {
-		if len(v) > 0 {
-			d[k] = v
-		}
-	}
-	if r.Query != "" {
-		d["query"] = r.Query
-	}
-	d["include_edits"], d["include_recalled"], d["include_system"] = r.Edits, r.Recalled, r.System
-	return d
 }
 
 // userIDs resolves usernames to user ids; field names the flag in the error.
