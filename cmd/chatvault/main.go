@@ -17,7 +17,7 @@ const usage = `chatvault: a chat-history server
 Usage:
   chatvault serve [flags]     run the server (default: ./chatvault-data, 127.0.0.1:8080)
   chatvault admin COMMAND     manage orgs and users without the API (create-org, list-orgs, reset-password)
-  chatvault bench SCENARIO    benchmark with generated data (gen, ingest, history, sync, fanout, purge, backup, search, postgres); see docs/benchmarks.md
+  chatvault bench SCENARIO    benchmark with generated data (gen, ingest, history, sync, fanout, purge, backup, search, export, postgres); see docs/benchmarks.md
   chatvault keys COMMAND      encryption keys: status, rotate, retire, generate
   chatvault backup COMMAND    backups: create, list, verify ID, prune
   chatvault restore ID        restore a backup into a new data directory (--data DIR --identity FILE)
