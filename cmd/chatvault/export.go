@@ -20,6 +20,7 @@ import (
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 )
 
 const exportUsage = `Usage:
@@ -168,7 +169,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			p = export.NewPackage(w)
 			files = p
 		}
-		wr, err := export.NewWriter(files, &req, "messages")
+		wr, err := xlsx.NewWriter(files, &req, "messages")
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/jobs"
@@ -53,7 +54,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	auditLog := audit.New(db, db.Keyring(), clock)
 	ret := retention.New(db, auditLog, clock, logger, db)
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
-	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: filepath.Join(cfg.Data, "exports")})
+	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: filepath.Join(cfg.Data, "exports"),
+		NewWriter: xlsx.NewWriter})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 )
 
 // Export measures `chatvault export` in process on a working copy, encrypted at rest: each org
@@ -129,7 +130,7 @@ func exportOrg(ctx context.Context, l *local, dir string, a chatvault.Actor, for
 	defer os.Remove(path)
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 256<<10)
-	w, err := export.NewWriter(&export.SingleFile{W: bw}, &req, "messages")
+	w, err := xlsx.NewWriter(&export.SingleFile{W: bw}, &req, "messages")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -44,10 +44,10 @@ func (w *csvWriter) Begin(*Conversation) error { return nil }
 func (w *csvWriter) End() error                { return nil }
 
 func (w *csvWriter) Write(r *Record) error {
-	for _, c := range rows(r, w.lang) {
-		w.rec = append(w.rec[:0], c.convID, neutralise(c.conv), strconv.FormatInt(c.seq, 10), c.msgID,
-			c.time.Format(timeLayout), neutralise(c.sender), c.senderID, c.kind, c.state,
-			strconv.Itoa(c.version), formatTime(c.edited), formatSeq(c.replySeq), neutralise(c.text))
+	for _, c := range Cells(r, w.lang) {
+		w.rec = append(w.rec[:0], c.ConvID, neutralise(c.Conv), strconv.FormatInt(c.Seq, 10), c.MsgID,
+			c.Time.Format(timeLayout), neutralise(c.Sender), c.SenderID, c.Kind, c.State,
+			strconv.Itoa(c.Version), formatTime(c.Edited), formatSeq(c.ReplySeq), neutralise(c.Text))
 		if err := w.cw.Write(w.rec); err != nil {
 			return fmt.Errorf("write %s: %w", w.info.Name, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/google/uuid"
 )
@@ -254,7 +255,7 @@ func TestConcurrentChangesDuringExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := &memFiles{}
-	wr, err := export.NewWriter(files, &req, "messages")
+	wr, err := xlsx.NewWriter(files, &req, "messages")
 	if err != nil {
 		t.Fatal(err)
 	}

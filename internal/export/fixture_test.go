@@ -16,6 +16,7 @@ import (
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/sqlite"
 	"github.com/google/uuid"
@@ -168,7 +169,7 @@ func (w *world) run(t *testing.T, a chatvault.Actor, req export.Request) (*memFi
 		return nil, export.Stats{}, err
 	}
 	files := &memFiles{}
-	wr, err := export.NewWriter(files, &req, "messages")
+	wr, err := xlsx.NewWriter(files, &req, "messages")
 	if err != nil {
 		return nil, export.Stats{}, err
 	}

@@ -148,8 +148,9 @@ func (w *htmlWriter) Close() error { return nil }
 
 func (w *htmlWriter) Files() []FileInfo { return w.infos }
 
-// NewWriter returns the writer for req's format over files. name is the file's name for the
-// single-file formats (without extension).
+// NewWriter returns the writer for req's format over files, except XLSX, which
+// internal/export/xlsx.NewWriter adds. name is the file's name for the single-file formats
+// (without extension).
 func NewWriter(files Files, req *Request, name string) (Writer, error) {
 	loc := req.Location()
 	base := strings.TrimSuffix(name, "."+string(req.Format))
@@ -158,8 +159,6 @@ func NewWriter(files Files, req *Request, name string) (Writer, error) {
 		return NewCSV(files, base+".csv", req.Lang, loc)
 	case JSONL:
 		return NewJSONL(files, base+".jsonl", loc)
-	case XLSX:
-		return NewXLSX(files, base+".xlsx", req.Lang, loc)
 	case HTML:
 		return NewHTML(files, req.Lang, loc), nil
 	}

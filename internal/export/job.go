@@ -39,6 +39,8 @@ type JobsConfig struct {
 	Dir string
 	// TTL is how long a finished file is kept; DefaultTTL when zero.
 	TTL time.Duration
+	// NewWriter makes the writer of a format (xlsx.NewWriter, which has them all).
+	NewWriter func(files Files, req *Request, name string) (Writer, error)
 }
 
 // Jobs runs exports in the background for the HTTP API. Each job is a row (state, progress,
@@ -58,6 +60,9 @@ type Jobs struct {
 func NewJobs(cfg JobsConfig) (*Jobs, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
+	}
+	if cfg.NewWriter == nil {
+		cfg.NewWriter = NewWriter
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("export directory: %w", err)
@@ -214,7 +219,7 @@ func (j *Jobs) run(ctx context.Context, job *chatvault.ExportJob, a chatvault.Ac
 	defer f.Close()
 	hw := &hashWriter{w: f, h: sha256.New()}
 	pkg := NewPackage(hw)
-	wr, err := NewWriter(pkg, req, "messages")
+	wr, err := j.cfg.NewWriter(pkg, req, "messages")
 	if err != nil {
 		return err
 	}

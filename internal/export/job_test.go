@@ -13,13 +13,14 @@ import (
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 	"github.com/google/uuid"
 )
 
 func (w *world) jobs(t *testing.T, dir string) *export.Jobs {
 	t.Helper()
 	j, err := export.NewJobs(export.JobsConfig{Store: w.db, Chat: w.chat, Clock: w.clk,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Dir: dir})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Dir: dir, NewWriter: xlsx.NewWriter})
 	if err != nil {
 		t.Fatal(err)
 	}

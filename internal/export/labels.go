@@ -41,41 +41,45 @@ func word(lang, key string) string {
 // timeLayout is how CSV and HTML show times: a form Excel reads as a date in every locale.
 const timeLayout = "2006-01-02 15:04:05"
 
-// cells is one message (and, with edits, each earlier text) as spreadsheet cells, before any
+// Row is one message (and, with edits, each earlier text) as spreadsheet cells, before any
 // format's own treatment.
-type cells struct {
-	convID, conv string
-	seq          int64
-	msgID        string
-	time         time.Time
-	sender       string
-	senderID     string
-	kind, state  string
-	version      int
-	edited       time.Time // zero: not edited
-	replySeq     int64     // 0: not a reply, or to a message the exporter may not see
-	text         string
+type Row struct {
+	ConvID, Conv string
+	Seq          int64
+	MsgID        string
+	Time         time.Time
+	Sender       string
+	SenderID     string
+	Kind, State  string
+	Version      int
+	Edited       time.Time // zero: not edited
+	ReplySeq     int64     // 0: not a reply, or to a message the exporter may not see
+	Text         string
 }
 
-// rows turns a record into its rows: the earlier versions first, then the message as it is.
-func rows(r *Record, lang string) []cells {
+// Columns returns the column headings in lang, in column order.
+func Columns(lang string) []string { return columns[lang] }
+
+// Cells turns a record into its spreadsheet rows: the earlier versions first, then the message
+// as it is.
+func Cells(r *Record, lang string) []Row {
 	m := r.Message
-	base := cells{convID: r.Conversation.ID, conv: r.Conversation.Name(), seq: m.Seq, msgID: m.ID,
-		time: r.Time, sender: r.SenderName, senderID: m.SenderID,
-		kind: word(lang, string(m.Kind)), state: word(lang, string(m.State)), version: m.Version, text: m.Text}
+	base := Row{ConvID: r.Conversation.ID, Conv: r.Conversation.Name(), Seq: m.Seq, MsgID: m.ID,
+		Time: r.Time, Sender: r.SenderName, SenderID: m.SenderID,
+		Kind: word(lang, string(m.Kind)), State: word(lang, string(m.State)), Version: m.Version, Text: m.Text}
 	if m.EditedAt != nil {
-		base.edited = m.EditedAt.In(r.Time.Location())
+		base.Edited = m.EditedAt.In(r.Time.Location())
 	}
 	if r.Reply != nil {
-		base.replySeq = r.Reply.Seq
+		base.ReplySeq = r.Reply.Seq
 	}
-	out := make([]cells, 0, len(r.Versions)+1)
+	out := make([]Row, 0, len(r.Versions)+1)
 	for _, v := range r.Versions {
 		c := base
-		c.state, c.version, c.text = word(lang, stateSuperseded), v.Version, v.Text
-		c.edited = v.CreatedAt.In(r.Time.Location())
+		c.State, c.Version, c.Text = word(lang, stateSuperseded), v.Version, v.Text
+		c.Edited = v.CreatedAt.In(r.Time.Location())
 		if v.Version == 1 {
-			c.edited = time.Time{}
+			c.Edited = time.Time{}
 		}
 		out = append(out, c)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
@@ -58,7 +59,7 @@ func newTestServer(t *testing.T) *testServer {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: t.TempDir()})
+	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: t.TempDir(), NewWriter: xlsx.NewWriter})
 	if err != nil {
 		t.Fatal(err)
 	}

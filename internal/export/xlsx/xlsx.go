@@ -1,11 +1,16 @@
-package export
+// Package xlsx writes exports as Excel workbooks with excelize's stream writer. It is apart from
+// internal/export because excelize imports net/http (for http.DetectContentType on pictures),
+// which the domain packages may not; callers get every format through NewWriter here.
+package xlsx
 
 import (
 	"archive/zip"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/export"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -16,7 +21,7 @@ const excelMaxRows = 1_048_576
 var xlsxWidths = []float64{38, 24, 8, 38, 20, 16, 38, 8, 12, 8, 20, 10, 80}
 
 type xlsxWriter struct {
-	files     Files
+	files     export.Files
 	name      string
 	lang      string
 	loc       *time.Location
@@ -27,21 +32,21 @@ type xlsxWriter struct {
 	maxRows   int
 	dateStyle int
 	textStyle int
-	info      FileInfo
+	info      export.FileInfo
 	vals      []any
 }
 
-// NewXLSX returns a Writer of one XLSX workbook, name, created in files when the writer is
+// New returns a Writer of one XLSX workbook, name, created in files when the writer is
 // closed: a sheet of messages with a frozen header row, set widths and times as date cells,
 // continued on a further sheet each time Excel's row limit is reached. excelize's stream writer
 // keeps rows in a temporary file past a few megabytes, so memory stays flat.
-func NewXLSX(files Files, name, lang string, loc *time.Location) (Writer, error) {
-	return newXLSX(files, name, lang, loc, excelMaxRows)
+func New(files export.Files, name, lang string, loc *time.Location) (export.Writer, error) {
+	return newWriter(files, name, lang, loc, excelMaxRows)
 }
 
-func newXLSX(files Files, name, lang string, loc *time.Location, maxRows int) (*xlsxWriter, error) {
+func newWriter(files export.Files, name, lang string, loc *time.Location, maxRows int) (*xlsxWriter, error) {
 	f := excelize.NewFile()
-	w := &xlsxWriter{files: files, name: name, lang: lang, loc: loc, f: f, maxRows: maxRows, info: FileInfo{Name: name}}
+	w := &xlsxWriter{files: files, name: name, lang: lang, loc: loc, f: f, maxRows: maxRows, info: export.FileInfo{Name: name}}
 	var err error
 	if w.dateStyle, err = f.NewStyle(&excelize.Style{NumFmt: 22}); err != nil { // m/d/yy h:mm, shown in the reader's locale
 		return nil, fmt.Errorf("xlsx style: %w", err)
@@ -57,7 +62,7 @@ func newXLSX(files Files, name, lang string, loc *time.Location, maxRows int) (*
 
 func (w *xlsxWriter) sheetName(n int) string {
 	base := "Messages"
-	if w.lang == LangZhCN {
+	if w.lang == export.LangZhCN {
 		base = "消息"
 	}
 	if n == 1 {
@@ -95,7 +100,7 @@ func (w *xlsxWriter) nextSheet() error {
 	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
 		return fmt.Errorf("xlsx panes: %w", err)
 	}
-	head := columns[w.lang]
+	head := export.Columns(w.lang)
 	vals := make([]any, len(head))
 	for i, h := range head {
 		vals[i] = h
@@ -116,20 +121,20 @@ func (w *xlsxWriter) setRow(vals []any) error {
 	return nil
 }
 
-func (w *xlsxWriter) Begin(*Conversation) error { return nil }
-func (w *xlsxWriter) End() error                { return nil }
+func (w *xlsxWriter) Begin(*export.Conversation) error { return nil }
+func (w *xlsxWriter) End() error                       { return nil }
 
-func (w *xlsxWriter) Write(r *Record) error {
-	for _, c := range rows(r, w.lang) {
+func (w *xlsxWriter) Write(r *export.Record) error {
+	for _, c := range export.Cells(r, w.lang) {
 		if w.row >= w.maxRows {
 			if err := w.nextSheet(); err != nil {
 				return err
 			}
 		}
 		// Strings go in as strings, never as formulas: a cell starting with "=" stays text.
-		w.vals = append(w.vals[:0], c.convID, c.conv, c.seq, c.msgID,
-			excelize.Cell{StyleID: w.dateStyle, Value: c.time}, c.sender, c.senderID, c.kind, c.state, c.version,
-			w.timeValue(c.edited), seqValue(c.replySeq), excelize.Cell{StyleID: w.textStyle, Value: c.text})
+		w.vals = append(w.vals[:0], c.ConvID, c.Conv, c.Seq, c.MsgID,
+			excelize.Cell{StyleID: w.dateStyle, Value: c.Time}, c.Sender, c.SenderID, c.Kind, c.State, c.Version,
+			w.timeValue(c.Edited), seqValue(c.ReplySeq), excelize.Cell{StyleID: w.textStyle, Value: c.Text})
 		if err := w.setRow(w.vals); err != nil {
 			return err
 		}
@@ -170,4 +175,13 @@ func (w *xlsxWriter) Close() error {
 	return nil
 }
 
-func (w *xlsxWriter) Files() []FileInfo { return []FileInfo{w.info} }
+func (w *xlsxWriter) Files() []export.FileInfo { return []export.FileInfo{w.info} }
+
+// NewWriter returns the writer for req's format over files: XLSX here, the others from
+// export.NewWriter. name is the file's name for the single-file formats (without extension).
+func NewWriter(files export.Files, req *export.Request, name string) (export.Writer, error) {
+	if req.Format != export.XLSX {
+		return export.NewWriter(files, req, name)
+	}
+	return New(files, strings.TrimSuffix(name, ".xlsx")+".xlsx", req.Lang, req.Location())
+}
