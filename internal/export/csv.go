@@ -66,14 +66,23 @@ func (w *csvWriter) Close() error {
 
 func (w *csvWriter) Files() []FileInfo { return []FileInfo{w.info} }
 
+// lineBreaks writes every line break as CRLF: encoding/csv in CRLF mode (RFC 4180) drops a lone
+// CR, which would join two lines of a message, so a lone CR becomes a line break too.
+func lineBreaks(s string) string {
+	if !strings.ContainsRune(s, '\r') {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
 // neutralise keeps a spreadsheet from running what a user typed: a cell that begins with = + - @
 // (or a tab or carriage return, which Excel skips before looking) is a formula to Excel, so it
 // gets a leading apostrophe, which Excel shows as text and hides.
 func neutralise(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+		return "'" + lineBreaks(s)
 	}
-	return s
+	return lineBreaks(s)
 }
 
 func formatTime(t time.Time) string {

@@ -242,7 +242,7 @@ func (e *Exporter) Run(ctx context.Context, orgID string, src *chat.ExportSource
 			}
 			for _, m := range ms {
 				after = m.Seq
-				replies.add(ctx, m, names)
+				replies.add(m)
 				if !req.keeps(m, q) {
 					continue
 				}
@@ -354,38 +354,37 @@ func (n *nameCache) name(ctx context.Context, userID string) (string, error) {
 }
 
 // replyCache remembers the recent messages of a conversation, since most replies point a little
-// way back; older targets are looked up through the source. It is bounded so memory stays flat.
+// way back; older targets are looked up through the source. It is bounded so memory stays flat,
+// and keeps the messages themselves: names and excerpts are made only for the few that a reply
+// points at.
 type replyCache struct {
-	byID map[string]*Reply
+	byID map[string]*chatvault.Message
 }
 
 const replyCacheSize = 4096
 
-func newReplyCache() *replyCache { return &replyCache{byID: map[string]*Reply{}} }
+func newReplyCache() *replyCache { return &replyCache{byID: map[string]*chatvault.Message{}} }
 
-func (c *replyCache) add(ctx context.Context, m *chatvault.Message, names *nameCache) {
+func (c *replyCache) add(m *chatvault.Message) {
 	if m.State != chatvault.StateLive {
 		return
 	}
 	if len(c.byID) >= replyCacheSize {
 		clear(c.byID)
 	}
-	sender, err := names.name(ctx, m.SenderID)
-	if err != nil {
-		return // looked up again, with its error, if a reply needs it
-	}
-	c.byID[m.ID] = &Reply{Seq: m.Seq, Sender: sender, Text: excerpt(m.Text, 80)}
+	c.byID[m.ID] = m
 }
 
 func (c *replyCache) find(ctx context.Context, src *chat.ExportSource, ec *chat.ExportConversation, names *nameCache, id string) (*Reply, error) {
-	if r, ok := c.byID[id]; ok {
-		return r, nil
-	}
-	m, err := src.ReplyTarget(ctx, ec, id)
-	if chatvault.ErrorCode(err) == chatvault.ENOTFOUND {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
+	m, ok := c.byID[id]
+	if !ok {
+		var err error
+		m, err = src.ReplyTarget(ctx, ec, id)
+		if chatvault.ErrorCode(err) == chatvault.ENOTFOUND {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	sender, err := names.name(ctx, m.SenderID)
 	if err != nil {
