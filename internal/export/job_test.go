@@ -53,7 +53,7 @@ func TestResumedJobIsByteIdentical(t *testing.T) {
 	w := newWorld(t)
 	dir := t.TempDir()
 	j := w.jobs(t, dir)
-	for _, format := range []export.Format{export.CSV, export.JSONL, export.HTML} {
+	for _, format := range []export.Format{export.CSV, export.JSONL, export.HTML, export.XLSX} {
 		t.Run(string(format), func(t *testing.T) {
 			st, err := j.Start(ctx, w.officer, export.Request{Scope: "org", Format: format, Filter: export.Filter{Edits: true, Recalled: true}})
 			if err != nil {
