@@ -71,7 +71,7 @@ func whileServing(command string) string {
 	case "backup create":
 		return "the server takes backups on its schedule, backup.schedule"
 	case "export":
-		return "stop the server, export, then start it again"
+		return "the server exports through POST /api/v1/exports"
 	case "keys rotate", "keys retire":
 		return "stop the server, then run it, then start the server again"
 	}

@@ -44,8 +44,8 @@ func TestExportCommand(t *testing.T) {
 		}
 	}
 	out, err := exportCLI(t, bin, dataDir, "--as", "admin", "--format", "csv", "--out", filepath.Join(t.TempDir(), "x.csv"))
-	if err == nil || !strings.Contains(out, "stop the server") {
-		t.Fatalf("export while serving = %v, %s; want a refusal that says to stop the server", err, out)
+	if err == nil || !strings.Contains(out, "POST /api/v1/exports") {
+		t.Fatalf("export while serving = %v, %s; want a refusal that points to the API", err, out)
 	}
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
