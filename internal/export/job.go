@@ -92,6 +92,18 @@ func (j *Jobs) Start(ctx context.Context, a chatvault.Actor, req Request) (*Stat
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	for field, ids := range map[string][]string{"participants": req.Participants, "senders": req.Senders} {
+		for _, uid := range ids {
+			if _, err := uuid.Parse(uid); err != nil {
+				return nil, chatvault.Invalidf(field, "%s: %q is not a user id", field, uid)
+			}
+			if _, err := j.cfg.Store.FindUserByID(ctx, a.OrgID, uid); chatvault.ErrorCode(err) == chatvault.ENOTFOUND {
+				return nil, chatvault.Invalidf(field, "%s: no user %s in this org", field, uid)
+			} else if err != nil {
+				return nil, err
+			}
+		}
+	}
 	id := uuid.Must(uuid.NewV7()).String()
 	src, err := j.cfg.Chat.OpenExport(ctx, a, req.Scope, chatvault.AuditEntry{Target: id, Details: AuditDetails(&req)})
 	if err != nil {
@@ -193,7 +205,7 @@ func (j *Jobs) launch(job *chatvault.ExportJob, a chatvault.Actor, src *chat.Exp
 		case err == nil:
 		case j.ctx.Err() != nil:
 			// The server is stopping: the job stays running in the store and resumes at the next start.
-		case errors.Is(err, context.Canceled):
+		case ctx.Err() != nil: // canceled by DELETE (whatever error the store made of it)
 			j.finish(job, chatvault.ExportCanceled, nil)
 		default:
 			j.cfg.Logger.Error("export failed", "export", job.ID, "org", job.OrgID, "err", err)

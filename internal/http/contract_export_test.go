@@ -144,6 +144,8 @@ func contractExport(t *testing.T, c *contract) {
 		{map[string]any{"format": "csv", "from": "last tuesday"}, "from"},
 		{map[string]any{"format": "csv", "from": "2026-02-01", "to": "2026-01-01"}, "to"},
 		{map[string]any{"format": "csv", "query": "-alpha"}, "query"},
+		{map[string]any{"format": "csv", "participants": []string{"01234567-89ab-7def-8123-456789abcdef"}}, "participants"},
+		{map[string]any{"format": "csv", "senders": []string{"01234567-89ab-7def-8123-456789abcdef"}}, "senders"},
 	} {
 		wantError(t, ts.must(http.StatusBadRequest, "POST", "/api/v1/exports", alice.Token, c.body), chatvault.EINVALID, c.field)
 	}
