@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/search"
@@ -68,6 +69,8 @@ type Request struct {
 	Format   Format `json:"format"`
 	Lang     string `json:"lang"`
 	TimeZone string `json:"time_zone"` // IANA name; times are shown in it
+	// Recipients are age public keys (age1...) the package is encrypted to; none: not encrypted.
+	Recipients []string `json:"recipients,omitempty"`
 	Filter
 }
 
@@ -88,6 +91,11 @@ func (r *Request) Validate() error {
 	if _, err := time.LoadLocation(r.TimeZone); err != nil || r.TimeZone == "Local" {
 		return chatvault.Invalidf("time_zone", "time_zone %q is not an IANA time zone name such as Asia/Shanghai or UTC", r.TimeZone)
 	}
+	for _, k := range r.Recipients {
+		if _, err := age.ParseX25519Recipient(k); err != nil {
+			return chatvault.Invalidf("recipients", "recipients: %q is not an age public key (age1...)", k)
+		}
+	}
 	if !r.From.IsZero() && !r.To.IsZero() && !r.From.Before(r.To) {
 		return chatvault.Invalidf("to", "to must be after from: the range is [from, to)")
 	}
@@ -101,6 +109,17 @@ func (r *Request) Validate() error {
 		}
 	}
 	return nil
+}
+
+// AgeRecipients returns the parsed recipients; call it after Validate.
+func (r *Request) AgeRecipients() []age.Recipient {
+	var out []age.Recipient
+	for _, k := range r.Recipients {
+		if rc, err := age.ParseX25519Recipient(k); err == nil {
+			out = append(out, rc)
+		}
+	}
+	return out
 }
 
 // Location returns the request's time zone; call it after Validate.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/google/uuid"
@@ -82,6 +83,8 @@ func (j *Jobs) Close() {
 type Status struct {
 	*chatvault.ExportJob
 	Format Format `json:"format"`
+	// Encrypted says the package is encrypted with age to the request's recipients.
+	Encrypted bool `json:"encrypted"`
 	// ETASeconds estimates the time left of a running job from its pace so far.
 	ETASeconds *int64 `json:"eta_seconds,omitempty"`
 }
@@ -230,7 +233,16 @@ func (j *Jobs) run(ctx context.Context, job *chatvault.ExportJob, a chatvault.Ac
 	defer os.Remove(partial)
 	defer f.Close()
 	hw := &hashWriter{w: f, h: sha256.New()}
-	pkg := NewPackage(hw)
+	// An encrypted package is encrypted as it is written: it never lies on disk in the clear.
+	var out io.Writer = hw
+	var sealed io.WriteCloser
+	if rs := req.AgeRecipients(); len(rs) > 0 {
+		if sealed, err = age.Encrypt(hw, rs...); err != nil {
+			return fmt.Errorf("encrypt export: %w", err)
+		}
+		out = sealed
+	}
+	pkg := NewPackage(out)
 	wr, err := j.cfg.NewWriter(pkg, req, "messages")
 	if err != nil {
 		return err
@@ -254,6 +266,11 @@ func (j *Jobs) run(ctx context.Context, job *chatvault.ExportJob, a chatvault.Ac
 		Snapshot: Snapshot{Conversations: st.Conversations}}
 	if err := pkg.Finish(m, wr.(Lister).Files()); err != nil {
 		return err
+	}
+	if sealed != nil {
+		if err := sealed.Close(); err != nil {
+			return fmt.Errorf("encrypt export: %w", err)
+		}
 	}
 	if err := errors.Join(f.Sync(), f.Close()); err != nil {
 		return fmt.Errorf("write export file: %w", err)
@@ -326,7 +343,7 @@ func (j *Jobs) Job(ctx context.Context, a chatvault.Actor, id string) (*Status, 
 }
 
 func (j *Jobs) status(job *chatvault.ExportJob, req *Request) *Status {
-	s := &Status{ExportJob: job, Format: req.Format}
+	s := &Status{ExportJob: job, Format: req.Format, Encrypted: len(req.Recipients) > 0}
 	if job.State == chatvault.ExportRunning && job.StartedAt != nil && job.RowsDone > 0 && job.RowsEstimated > job.RowsDone {
 		elapsed := j.cfg.Clock.Now().Sub(*job.StartedAt).Seconds()
 		eta := int64(elapsed / float64(job.RowsDone) * float64(job.RowsEstimated-job.RowsDone))

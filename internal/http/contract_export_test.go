@@ -17,6 +17,7 @@ import (
 
 	"testing"
 
+	"filippo.io/age"
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/clocktest"
@@ -132,6 +133,33 @@ func contractExport(t *testing.T, c *contract) {
 		t.Errorf("no %s audit entry for export %s", chat.AuditExportOrg, orgJob.ID)
 	}
 
+	// A package encrypted to an age recipient as it is written; it decrypts to the zip.
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var encJob exportJob
+	ts.must(http.StatusAccepted, "POST", "/api/v1/exports", alice.Token, map[string]any{
+		"format": "jsonl", "recipients": []string{id.Recipient().String()}}).decode(t, &encJob)
+	if encJob = ts.waitExport(alice.Token, encJob.ID); encJob.State != "done" {
+		t.Fatalf("encrypted export = %+v; want done", encJob)
+	}
+	enc := ts.must(http.StatusOK, "GET", "/api/v1/exports/"+encJob.ID+"/download", alice.Token, nil)
+	if ct := enc.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		t.Errorf("encrypted download Content-Type = %q; want application/octet-stream", ct)
+	}
+	plain, err := age.Decrypt(bytes.NewReader(enc.Body), id)
+	if err != nil {
+		t.Fatalf("age.Decrypt() = %v", err)
+	}
+	zipped, err := io.ReadAll(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped))); err != nil {
+		t.Errorf("decrypted package is not a zip: %v", err)
+	}
+
 	// Bad input, each with its field.
 	k.breaking(func() {
 		wantError(t, ts.must(http.StatusBadRequest, "POST", "/api/v1/exports", alice.Token, map[string]any{"format": "pdf"}), chatvault.EINVALID, "format")
@@ -144,6 +172,7 @@ func contractExport(t *testing.T, c *contract) {
 		{map[string]any{"format": "csv", "from": "last tuesday"}, "from"},
 		{map[string]any{"format": "csv", "from": "2026-02-01", "to": "2026-01-01"}, "to"},
 		{map[string]any{"format": "csv", "query": "-alpha"}, "query"},
+		{map[string]any{"format": "csv", "recipients": []string{"not-a-key"}}, "recipients"},
 		{map[string]any{"format": "csv", "participants": []string{"01234567-89ab-7def-8123-456789abcdef"}}, "participants"},
 		{map[string]any{"format": "csv", "senders": []string{"01234567-89ab-7def-8123-456789abcdef"}}, "senders"},
 	} {
@@ -165,8 +194,8 @@ func contractExport(t *testing.T, c *contract) {
 
 	// Finished files expire after seven days.
 	ts.clock.Advance(7*24*time.Hour + time.Minute)
-	if n, err := ts.exports.Expire(context.Background()); err != nil || n != 1 {
-		t.Errorf("Expire() = %d, %v; want the org-wide export's file deleted", n, err)
+	if n, err := ts.exports.Expire(context.Background()); err != nil || n != 2 {
+		t.Errorf("Expire() = %d, %v; want the two finished files left (org-wide and encrypted) deleted", n, err)
 	}
 	var expired map[string]any
 	ts.must(http.StatusOK, "GET", "/api/v1/exports/"+orgJob.ID, officer, nil).decode(t, &expired)

@@ -23,6 +23,7 @@ type ExportRequest struct {
 	IncludeEdits    bool     `json:"include_edits"`
 	IncludeRecalled bool     `json:"include_recalled"`
 	IncludeSystem   bool     `json:"include_system"`
+	Recipients      []string `json:"recipients"`
 }
 
 func (s *Server) exportRoutes() {
@@ -37,7 +38,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, a chatvaul
 	if err := decodeJSON(r, s.cfg.MaxBodyBytes, &body); err != nil {
 		return err
 	}
-	req := export.Request{Scope: body.Scope, Format: export.Format(body.Format), Lang: body.Lang, TimeZone: body.TimeZone,
+	req := export.Request{Scope: body.Scope, Format: export.Format(body.Format), Lang: body.Lang, TimeZone: body.TimeZone, Recipients: body.Recipients,
 		Filter: export.Filter{Conversations: body.Conversations, Participants: body.Participants, Senders: body.Senders,
 			Query: body.Query, Edits: body.IncludeEdits, Recalled: body.IncludeRecalled, System: body.IncludeSystem}}
 	loc := time.UTC
@@ -81,6 +82,10 @@ func (s *Server) downloadExport(w http.ResponseWriter, r *http.Request, a chatva
 	if s.exports == nil {
 		return errNoExports
 	}
+	st, err := s.exports.Job(r.Context(), a, r.PathValue("export_id"))
+	if err != nil {
+		return err
+	}
 	f, job, err := s.exports.Download(r.Context(), a, r.PathValue("export_id"))
 	if err != nil {
 		return err
@@ -88,8 +93,12 @@ func (s *Server) downloadExport(w http.ResponseWriter, r *http.Request, a chatva
 	defer f.Close()
 	// A large package takes longer than the server's write timeout, which is meant for API calls.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", `attachment; filename="chatvault-export-`+job.ID+`.zip"`)
+	ctype, name := "application/zip", "chatvault-export-"+job.ID+".zip"
+	if st.Encrypted {
+		ctype, name = "application/octet-stream", name+".age"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("ETag", `"`+job.SHA256+`"`)
 	var mod time.Time
 	if job.FinishedAt != nil {
