@@ -1,9 +1,12 @@
 package export
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Files creates an export's files one after another: a file is complete when the next one is
@@ -71,3 +74,22 @@ func (d *Dir) Close() error {
 	d.cur = nil
 	return err
 }
+
+// NewWriter returns the writer for req's format over files, except XLSX, which
+// internal/export/xlsx.NewWriter adds. name is the file's name for the single-file formats
+// (without extension).
+func NewWriter(files Files, req *Request, name string) (Writer, error) {
+	loc := req.Location()
+	base := strings.TrimSuffix(name, "."+string(req.Format))
+	switch req.Format {
+	case CSV:
+		return NewCSV(files, base+".csv", req.Lang, loc)
+	case JSONL:
+		return NewJSONL(files, base+".jsonl", loc)
+	case HTML:
+		return NewHTML(files, req.Lang, loc), nil
+	}
+	return nil, fmt.Errorf("format %q: %w", req.Format, errUnknownFormat)
+}
+
+var errUnknownFormat = errors.New("unknown format")

@@ -4,8 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"html/template"
-	"strings"
 	"time"
+
+	"github.com/chatvault/chatvault"
 )
 
 // The HTML transcript: one self-contained page per conversation (styles inline, no scripts, no
@@ -112,8 +113,8 @@ func (w *htmlWriter) Write(r *Record) error {
 	day := r.Time.Format("2006-01-02")
 	data := map[string]any{"Seq": m.Seq, "Sender": r.SenderName, "Time": r.Time.Format("15:04:05"),
 		"Edited": m.EditedAt != nil, "EditedLabel": word(w.lang, "edited"), "Reply": r.Reply, "ReplyLabel": word(w.lang, "reply"),
-		"Recalled": m.State != "live", "RecalledLabel": word(w.lang, "recalled_note"), "Text": m.Text,
-		"System": m.Kind == "system"}
+		"Recalled": m.State != chatvault.StateLive, "RecalledLabel": word(w.lang, "recalled_note"), "Text": m.Text,
+		"System": m.Kind == chatvault.KindSystem}
 	if day != w.day {
 		data["Day"], w.day = day, day
 	}
@@ -147,22 +148,3 @@ func (w *htmlWriter) End() error {
 func (w *htmlWriter) Close() error { return nil }
 
 func (w *htmlWriter) Files() []FileInfo { return w.infos }
-
-// NewWriter returns the writer for req's format over files, except XLSX, which
-// internal/export/xlsx.NewWriter adds. name is the file's name for the single-file formats
-// (without extension).
-func NewWriter(files Files, req *Request, name string) (Writer, error) {
-	loc := req.Location()
-	base := strings.TrimSuffix(name, "."+string(req.Format))
-	switch req.Format {
-	case CSV:
-		return NewCSV(files, base+".csv", req.Lang, loc)
-	case JSONL:
-		return NewJSONL(files, base+".jsonl", loc)
-	case HTML:
-		return NewHTML(files, req.Lang, loc), nil
-	}
-	return nil, fmt.Errorf("format %q: %w", req.Format, errUnknownFormat)
-}
-
-var errUnknownFormat = fmt.Errorf("unknown format")
