@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -45,35 +44,6 @@ func (s *SingleFile) Create(name string) (io.Writer, error) {
 }
 
 var errSingleFile = &os.PathError{Op: "create", Path: "export", Err: os.ErrExist}
-
-// Dir is a Files that writes into a directory (used by tests and by HTML exports unpacked).
-type Dir struct {
-	Path string
-	cur  *os.File
-}
-
-// Create closes the previous file and creates name under the directory.
-func (d *Dir) Create(name string) (io.Writer, error) {
-	if err := d.Close(); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(d.Path, filepath.Base(name)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	d.cur = f
-	return f, nil
-}
-
-// Close closes the last file.
-func (d *Dir) Close() error {
-	if d.cur == nil {
-		return nil
-	}
-	err := d.cur.Close()
-	d.cur = nil
-	return err
-}
 
 // NewWriter returns the writer for req's format over files, except XLSX, which
 // internal/export/xlsx.NewWriter adds. name is the file's name for the single-file formats
