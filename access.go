@@ -11,6 +11,7 @@ const (
 	PermManageHolds     Permission = "manage_holds"
 	PermReadAudit       Permission = "read_audit"
 	PermSearchOrg       Permission = "search_org" // search every conversation of the org (each search is audited)
+	PermExportOrg       Permission = "export_org" // export any conversation of the org (each export is audited)
 )
 
 var grants = map[Permission][]Role{
@@ -19,6 +20,7 @@ var grants = map[Permission][]Role{
 	PermManageHolds:     {RoleComplianceOfficer},
 	PermReadAudit:       {RoleAuditor, RoleComplianceOfficer, RoleOrgAdmin},
 	PermSearchOrg:       {RoleComplianceOfficer},
+	PermExportOrg:       {RoleComplianceOfficer},
 }
 
 // Authorize returns nil when the actor holds a role that grants p, and EFORBIDDEN otherwise.

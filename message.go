@@ -110,6 +110,7 @@ type Store interface {
 	FeedStore
 	RetentionStore
 	SearchStore
+	ExportJobStore
 	// Ping returns nil when the store is open and can take a write.
 	Ping(ctx context.Context) error
 	Close() error

@@ -37,6 +37,9 @@ const benchUsage = `Usage:
   chatvault bench search  [--data DIR | --messages N] [--senders 64] [--duration 10s] [--count N] [--json FILE]
       N user-scoped and N org-wide searches (default 300 each), one at a time; reference: a member's
       brute-force scan of their own history; ingest with the search index off and on; index bytes
+  chatvault bench export  [--data DIR | --messages N] [--json FILE]
+      every org exported whole by a compliance officer as CSV, JSONL and XLSX, in messages/s with peak RSS;
+      reference: a raw read-and-decrypt scan of the same rows in the same run
   chatvault bench postgres --pg URL [--data DIR | --messages N] [--readers 8] [--senders 64] [--duration 10s | --count N] [--json FILE]
       the PostgreSQL store against the SQLite store in the same run, same data: history pages and ingest through
       chatvault.Store, and the rate of copying the data set in (chatvault migrate); URL names an empty database
@@ -118,6 +121,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"fanout":   bench.Fanout,
 		"backup":   bench.Backup,
 		"search":   bench.Search,
+		"export":   bench.Export,
 		"postgres": bench.Postgres(*pgURL),
 	}[scenario]
 	if !ok {

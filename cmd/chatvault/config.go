@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/export"
 	"gopkg.in/yaml.v3"
 )
 
@@ -28,10 +29,12 @@ type Config struct {
 	Store  string `yaml:"store"`
 	Listen string `yaml:"listen"`
 	// MetricsListen serves /metrics and the profiler on their own address; empty: off.
-	MetricsListen string    `yaml:"metrics_listen"`
-	MaxBodyBytes  int64     `yaml:"max_body_bytes"`
-	RecallWindow  Duration  `yaml:"recall_window"`
-	Log           LogConfig `yaml:"log"`
+	MetricsListen string   `yaml:"metrics_listen"`
+	MaxBodyBytes  int64    `yaml:"max_body_bytes"`
+	RecallWindow  Duration `yaml:"recall_window"`
+	// ExportTTL is how long a finished export package stays downloadable before it is deleted.
+	ExportTTL Duration  `yaml:"export_ttl"`
+	Log       LogConfig `yaml:"log"`
 
 	// KeyFile holds the key-encryption keys; default DATA/keys/kek.json. CHATVAULT_KEK or
 	// CHATVAULT_KEK_FILE in the environment take its place (see docs/operations.md).
@@ -76,6 +79,7 @@ func DefaultConfig() Config {
 		Listen:       "127.0.0.1:8080",
 		MaxBodyBytes: 64 << 10,
 		RecallWindow: Duration(2 * time.Minute),
+		ExportTTL:    Duration(export.DefaultTTL),
 		Log:          LogConfig{Level: "info", Format: "text", Access: true},
 		Retention: RetentionConfig{Interval: Duration(time.Hour), StartDelay: Duration(defaultRetentionStartDelay),
 			TakeoverCheck: Duration(defaultTakeoverCheck)},
@@ -109,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if w := time.Duration(c.RecallWindow); w <= 0 || w > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("recall_window: %s must be more than 0 and at most 24h", w))
+	}
+	if d := time.Duration(c.ExportTTL); d < time.Hour || d > 90*24*time.Hour {
+		errs = append(errs, fmt.Errorf("export_ttl: %s must be between 1h and 2160h (90 days), for example 168h (--export-ttl or CHATVAULT_EXPORT_TTL)", d))
 	}
 	if _, err := c.Log.level(); err != nil {
 		errs = append(errs, err)
@@ -153,6 +160,11 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 		fs.Func("recall-window", "how long a sender may recall a message, e.g. 2m (env CHATVAULT_RECALL_WINDOW)", func(s string) error {
 			d, err := time.ParseDuration(s)
 			cf.cfg.RecallWindow = Duration(d)
+			return err
+		})
+		fs.Func("export-ttl", "how long a finished export stays downloadable, e.g. 168h (env CHATVAULT_EXPORT_TTL)", func(s string) error {
+			d, err := time.ParseDuration(s)
+			cf.cfg.ExportTTL = Duration(d)
 			return err
 		})
 		fs.StringVar(&cf.cfg.Log.Level, "log-level", cf.cfg.Log.Level, "debug, info, warn or error (env CHATVAULT_LOG_LEVEL)")
@@ -203,6 +215,7 @@ func (cf *configFlags) resolve() (Config, error) {
 		"listen":                   func() { cfg.Listen = fromFlags.Listen },
 		"max-body-bytes":           func() { cfg.MaxBodyBytes = fromFlags.MaxBodyBytes },
 		"recall-window":            func() { cfg.RecallWindow = fromFlags.RecallWindow },
+		"export-ttl":               func() { cfg.ExportTTL = fromFlags.ExportTTL },
 		"log-level":                func() { cfg.Log.Level = fromFlags.Log.Level },
 		"log-format":               func() { cfg.Log.Format = fromFlags.Log.Format },
 		"log-access":               func() { cfg.Log.Access = fromFlags.Log.Access },
@@ -278,6 +291,13 @@ func applyEnv(cfg *Config) error {
 			return fmt.Errorf("CHATVAULT_RECALL_WINDOW: %q is not a duration like \"2m\"", v)
 		}
 		cfg.RecallWindow = Duration(d)
+	}
+	if v, ok := os.LookupEnv("CHATVAULT_EXPORT_TTL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CHATVAULT_EXPORT_TTL: %q is not a duration like \"168h\"", v)
+		}
+		cfg.ExportTTL = Duration(d)
 	}
 	return nil
 }

@@ -79,6 +79,8 @@ func TestConfigErrorsSayHowToFix(t *testing.T) {
 		{"env body limit", nil, map[string]string{"CHATVAULT_MAX_BODY_BYTES": "lots"}, "CHATVAULT_MAX_BODY_BYTES"},
 		{"log level", []string{"--log-level", "chatty"}, nil, "log.level"},
 		{"recall window", []string{"--recall-window", "0s"}, nil, "recall_window"},
+		{"export ttl", []string{"--export-ttl", "10m"}, nil, "export_ttl"},
+		{"env export ttl", nil, map[string]string{"CHATVAULT_EXPORT_TTL": "a week"}, "CHATVAULT_EXPORT_TTL"},
 	} {
 		_, err := resolveWith(t, tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

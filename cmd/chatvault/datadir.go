@@ -26,6 +26,7 @@ import (
 //	restore (into --data)                  exclusive, with or without --force
 //	retention run (also --dry-run)         exclusive
 //	migrate --from DIR                     exclusive on DIR while copying
+//	export                                 exclusive: it opens the store as serve does
 //	bench                                  none: it makes and removes its own directories
 
 // lockDataDir refuses a data directory, keys directory or key file that other users can reach
@@ -69,6 +70,8 @@ func whileServing(command string) string {
 		return "or POST /api/v1/admin/users/{user_id}/password"
 	case "backup create":
 		return "the server takes backups on its schedule, backup.schedule"
+	case "export":
+		return "the server exports through POST /api/v1/exports"
 	case "keys rotate", "keys retire":
 		return "stop the server, then run it, then start the server again"
 	}

@@ -18,11 +18,12 @@ const usage = `chatvault: a chat-history server
 Usage:
   chatvault serve [flags]     run the server (default: ./chatvault-data, 127.0.0.1:8080)
   chatvault admin COMMAND     manage orgs and users without the API (create-org, list-orgs, reset-password)
-  chatvault bench SCENARIO    benchmark with generated data (gen, ingest, history, sync, fanout, purge, backup, search, postgres); see docs/benchmarks.md
+  chatvault bench SCENARIO    benchmark with generated data (gen, ingest, history, sync, fanout, purge, backup, search, export, postgres); see docs/benchmarks.md
   chatvault keys COMMAND      encryption keys: status, rotate, retire, generate
   chatvault backup COMMAND    backups: create, list, verify ID, prune
   chatvault restore ID        restore a backup into a new data directory (--data DIR --identity FILE)
   chatvault retention run     run the retention job now in every org ([--dry-run] [--json])
+  chatvault export            export chat records as CSV, XLSX, JSONL or HTML (--as USER --format F --out FILE)
   chatvault migrate           copy an SQLite data directory into PostgreSQL (--from DIR --to URL)
   chatvault version           print the version
 
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRetention(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "chatvault", version())
 		return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/backup"
+	"github.com/chatvault/chatvault/internal/export"
 	"github.com/chatvault/chatvault/internal/jobs"
 	"github.com/chatvault/chatvault/internal/metrics"
 )
@@ -217,4 +218,19 @@ func retentionOnce(ctx context.Context, job retentionJob, logger *slog.Logger, m
 		return fmt.Errorf("retention run (the next run resumes it): %w", err)
 	}
 	return nil
+}
+
+// exportExpiryInterval is how often finished export files past their expiry are deleted.
+const exportExpiryInterval = time.Hour
+
+// addExportExpiry registers the deletion of expired export files (export.DefaultTTL after they
+// finished) with the runner.
+func addExportExpiry(r *jobs.Runner, exports *export.Jobs) error {
+	return r.Add(jobs.Job{Name: "export-expiry", Schedule: jobs.Every(exportExpiryInterval).StartAfter(time.Minute),
+		Run: func(ctx context.Context) error {
+			if _, err := exports.Expire(ctx); err != nil {
+				return fmt.Errorf("delete expired exports (retried at the next run): %w", err)
+			}
+			return nil
+		}})
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/datadir"
+	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/jobs"
@@ -67,13 +69,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	auditLog := audit.New(db, db.Keyring(), clock)
 	ret := retention.New(db, auditLog, clock, logger, db)
+	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
+	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: filepath.Join(cfg.Data, "exports"),
+		NewWriter: xlsx.NewWriter, TTL: time.Duration(cfg.ExportTTL)})
+	if err != nil {
+		return err
+	}
+	defer exports.Close() // before the deferred db.Close
 	runner, err := scheduledJobs(cfg, jobs.SystemClock{}, db, ret, backups, logger, mets)
 	if err != nil {
 		return err
 	}
+	if err := addExportExpiry(runner, exports); err != nil {
+		return err
+	}
 	stopJobs := startJobs(runner)
 	defer stopJobs() // before the deferred db.Close
-	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
+	// Exports a stopped server left unfinished run again from the start.
+	if err := exports.Resume(ctx); err != nil {
+		return fmt.Errorf("resume exports: %w", err)
+	}
 	live := hub.New(db, logger)
 	db.SetEventSink(live.Publish)
 	hubCtx, stopHub := context.WithCancel(context.Background())
@@ -85,7 +100,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer reloadOnSIGHUP(certs, logger)()
-	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Audit: auditLog, Hub: live, Store: db}, logger,
+	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Audit: auditLog, Hub: live, Store: db, Exports: exports}, logger,
 		cvhttp.Config{MaxBodyBytes: cfg.MaxBodyBytes, TLS: certs.TLSConfig(), Observer: mets, AccessLog: cfg.Log.Access})
 	if err := srv.Listen(cfg.Listen); err != nil {
 		return err
@@ -113,6 +128,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	stopJobs()
+	exports.Close()
 	// Closing the store also hands the scheduled jobs to another instance at once.
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -18,6 +18,8 @@ import (
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
 	"github.com/chatvault/chatvault/internal/clocktest"
+	"github.com/chatvault/chatvault/internal/export"
+	"github.com/chatvault/chatvault/internal/export/xlsx"
 	cvhttp "github.com/chatvault/chatvault/internal/http"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
@@ -31,6 +33,7 @@ type testServer struct {
 	clock    *clocktest.Clock
 	accounts *account.Service
 	db       *sqlite.DB
+	exports  *export.Jobs
 
 	adminToken string
 	orgID      string
@@ -56,7 +59,11 @@ func newTestServer(t *testing.T) *testServer {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Audit: aud, Hub: h, Store: db}, logger, cvhttp.Config{MaxBodyBytes: 64 << 10,
+	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: t.TempDir(), NewWriter: xlsx.NewWriter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := cvhttp.NewServer(cvhttp.Services{Accounts: accounts, Chat: chatSvc, Retention: ret, Audit: aud, Hub: h, Store: db, Exports: exports}, logger, cvhttp.Config{MaxBodyBytes: 64 << 10,
 		// Long, so a client the slow-consumer test stalls on purpose meets the queue bound, not
 		// this timeout, even on a loaded machine.
 		WSWriteTimeout: 2 * time.Minute})
@@ -68,9 +75,10 @@ func newTestServer(t *testing.T) *testServer {
 		stopHub()
 		<-hubDone
 		srv.Shutdown(context.Background())
+		exports.Close()
 		db.Close()
 	})
-	ts := &testServer{t: t, URL: "http://" + srv.Addr(), clock: clock, accounts: accounts, db: db}
+	ts := &testServer{t: t, URL: "http://" + srv.Addr(), clock: clock, accounts: accounts, db: db, exports: exports}
 
 	org, _, password, err := accounts.Bootstrap(context.Background())
 	if err != nil {

@@ -369,6 +369,7 @@ func TestOpenAPIContract(t *testing.T) {
 			{"retention", contractRetention},
 			{"retention lock", contractRetentionLock},
 			{"search", contractSearch},
+			{"export", contractExport},
 		} {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()

@@ -47,6 +47,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/v1/ws", s.websocket)
 
 	s.retentionRoutes()
+	s.exportRoutes()
 }
 
 func noContent(w http.ResponseWriter) error {

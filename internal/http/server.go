@@ -21,6 +21,7 @@ import (
 	"github.com/chatvault/chatvault/internal/account"
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/export"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
 )
@@ -57,6 +58,8 @@ type Services struct {
 	Audit     *audit.Service
 	Hub       *hub.Hub
 	Store     Pinger
+	// Exports runs export jobs; nil leaves the export routes out.
+	Exports *export.Jobs
 }
 
 // Server serves the API.
@@ -67,6 +70,7 @@ type Server struct {
 	audit     *audit.Service
 	hub       *hub.Hub
 	store     Pinger
+	exports   *export.Jobs
 	logger    *slog.Logger
 	cfg       Config
 
@@ -89,7 +93,7 @@ func NewServer(svc Services, logger *slog.Logger, cfg Config) *Server {
 		cfg.Observer = noObserver{}
 	}
 	logger = slog.New(requestIDHandler{logger.Handler()})
-	s := &Server{accounts: svc.Accounts, chat: svc.Chat, retention: svc.Retention, audit: svc.Audit, hub: svc.Hub, store: svc.Store, logger: logger, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{accounts: svc.Accounts, chat: svc.Chat, retention: svc.Retention, audit: svc.Audit, hub: svc.Hub, store: svc.Store, exports: svc.Exports, logger: logger, cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
 	s.http = &http.Server{
 		Handler:           s,

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"UserConversations", testUserConversations},
 		{"OrgsAreIsolated", testOrgIsolation},
 		{"TextRoundTripsExactly", testTextRoundTrip},
+		{"ExportJobs", testExportJobs},
 
 		{"RetentionSettings", testRetentionSettings},
 		{"ExpireStep", testExpireStep},
