@@ -125,7 +125,7 @@ func newWorld(t *testing.T) *world {
 	}
 	w.recalledID, w.editedID = recalled.ID, edited.ID
 	w.send(t, w.bob, w.group, "-5% budget? 😅\r\nplease check", "")
-	w.send(t, w.zhang, w.group, "收到", "")
+	w.send(t, w.zhang, w.group, "收到 \u202eevil.exe", "") // a right-to-left override, kept as sent and isolated on display
 	w.send(t, w.alice, w.group, "\tTabbed, \"quoted\", and a comma", "")
 	return w
 }

@@ -37,25 +37,28 @@ header p { color: #666; font-size: .85rem; margin: 0 0 .8rem; }
 </head>
 <body>
 <header>
-<h1>{{.Conv.Name}}</h1>
+<h1 dir="auto">{{.Conv.Name}}</h1>
 <p>{{.Conv.ID}} · {{.Kind}} · {{.TZLabel}} {{.TZ}}</p>
 </header>
 <main>
 `))
 
+// Names and message text are isolated (<bdi>, dir="auto"): a right-to-left override or other
+// bidi control a user typed stays inside its own text and cannot reorder the names, times and
+// labels around it (DESIGN: message text is kept as sent; display isolates it).
 var htmlMessage = template.Must(template.New("msg").Parse(`{{if .Day}}<div class="day">{{.Day}}</div>
 {{end}}<div class="msg{{if .System}} system{{end}}" id="seq-{{.Seq}}">
-<div class="meta"><b>{{.Sender}}</b> {{.Time}} · #{{.Seq}}{{if .Edited}} · {{.EditedLabel}}{{end}}</div>
+<div class="meta"><b><bdi>{{.Sender}}</bdi></b> {{.Time}} · #{{.Seq}}{{if .Edited}} · {{.EditedLabel}}{{end}}</div>
 {{- if .Reply}}
-<div class="reply">{{.ReplyLabel}} #{{.Reply.Seq}} {{.Reply.Sender}}{{if .Reply.Text}}: {{.Reply.Text}}{{end}}</div>
+<div class="reply">{{.ReplyLabel}} #{{.Reply.Seq}} <bdi>{{.Reply.Sender}}</bdi>{{if .Reply.Text}}: <bdi>{{.Reply.Text}}</bdi>{{end}}</div>
 {{- end}}
 {{- if .Recalled}}
-<div class="text note">{{.RecalledLabel}}{{if .Text}}: {{.Text}}{{end}}</div>
+<div class="text note">{{.RecalledLabel}}{{if .Text}}: <bdi>{{.Text}}</bdi>{{end}}</div>
 {{- else}}
-<div class="text">{{.Text}}</div>
+<div class="text" dir="auto">{{.Text}}</div>
 {{- end}}
 {{- range .Earlier}}
-<div class="earlier">v{{.Version}} {{.Time}}: {{.Text}}</div>
+<div class="earlier">v{{.Version}} {{.Time}}: <bdi>{{.Text}}</bdi></div>
 {{- end}}
 </div>
 `))
