@@ -10,7 +10,6 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
-	"github.com/chatvault/chatvault/internal/datadir"
 )
 
 const adminUsage = `Usage:
@@ -59,16 +58,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	// Exclusive even for list-orgs: opening the store may write (schema upgrade, search backlog).
-	lock, err := lockDataDir(cfg, "admin "+args[0], datadir.Exclusive)
+	db, done, err := openAlone(ctx, cfg, "admin "+args[0], newLogger(cfg.Log, stderr))
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	db, err := openServedStore(ctx, cfg, lock, newLogger(cfg.Log, stderr))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer done()
 	accounts := account.NewService(db, chatvault.SystemClock{})
 
 	switch args[0] {

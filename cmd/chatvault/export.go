@@ -18,7 +18,6 @@ import (
 	"github.com/chatvault/chatvault/internal/audit"
 	"github.com/chatvault/chatvault/internal/backup"
 	"github.com/chatvault/chatvault/internal/chat"
-	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/export"
 	"github.com/chatvault/chatvault/internal/export/xlsx"
 )
@@ -113,16 +112,11 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	logger := newLogger(cfg.Log, stderr)
-	lock, err := lockDataDir(cfg, "export", datadir.Exclusive)
+	db, done, err := openAlone(ctx, cfg, "export", logger)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	db, err := openServedStore(ctx, cfg, lock, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer done()
 	org, err := db.FindOrgBySlug(ctx, f.org)
 	if err != nil {
 		return fmt.Errorf("export: org %q: %w", f.org, cliError(err))

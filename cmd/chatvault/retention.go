@@ -11,7 +11,6 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/audit"
-	"github.com/chatvault/chatvault/internal/datadir"
 	"github.com/chatvault/chatvault/internal/retention"
 )
 
@@ -45,16 +44,11 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	logger := newLogger(cfg.Log, stderr)
-	lock, err := lockDataDir(cfg, "retention run", datadir.Exclusive)
+	db, done, err := openAlone(ctx, cfg, "retention run", logger)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	db, err := openServedStore(ctx, cfg, lock, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer done()
 	orgs, err := db.FindOrgs(ctx)
 	if err != nil {
 		return err

@@ -103,3 +103,17 @@ func openServing(ctx context.Context, cfg Config, lock *datadir.Lock, logger *sl
 	}
 	return db, nil, nil
 }
+
+// openAlone opens the configured store for an offline command, holding the data directory's
+// lock exclusively; done closes the store, then releases the lock.
+func openAlone(ctx context.Context, cfg Config, command string, logger *slog.Logger) (db servedStore, done func(), err error) {
+	lock, err := lockDataDir(cfg, command, datadir.Exclusive)
+	if err != nil {
+		return nil, nil, err
+	}
+	if db, err = openServedStore(ctx, cfg, lock, logger); err != nil {
+		lock.Release()
+		return nil, nil, err
+	}
+	return db, func() { db.Close(); lock.Release() }, nil
+}
