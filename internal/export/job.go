@@ -194,6 +194,9 @@ func (j *Jobs) launch(job *chatvault.ExportJob, a chatvault.Actor, src *chat.Exp
 	j.mu.Lock()
 	j.running[job.ID] = cancel
 	j.mu.Unlock()
+	// The run updates its own copy: the caller still reads (and answers with) job.
+	mine := *job
+	job = &mine
 	j.wg.Add(1)
 	go func() {
 		defer j.wg.Done()
