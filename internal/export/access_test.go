@@ -83,7 +83,7 @@ func TestBadInput(t *testing.T) {
 		{"time zone", w.alice, export.Request{Format: export.CSV, TimeZone: "Mars/Olympus"}, chatvault.EINVALID, "time_zone"},
 		{"lang", w.alice, export.Request{Format: export.CSV, Lang: "fr"}, chatvault.EINVALID, "lang"},
 		{"scope", w.alice, export.Request{Format: export.CSV, Scope: "everything"}, chatvault.EINVALID, "scope"},
-		{"to before from", w.alice, export.Request{Format: export.CSV, Filter: export.Filter{From: w.clk.now, To: w.clk.now.Add(-1)}}, chatvault.EINVALID, "to"},
+		{"to before from", w.alice, export.Request{Format: export.CSV, Filter: export.Filter{From: w.clk.peek(), To: w.clk.peek().Add(-1)}}, chatvault.EINVALID, "to"},
 		{"query", w.alice, export.Request{Format: export.CSV, Filter: export.Filter{Query: "-alpha"}}, chatvault.EINVALID, "query"},
 		{"unknown conversation", w.alice, export.Request{Format: export.CSV, Filter: export.Filter{Conversations: []string{uuid.NewString()}}}, chatvault.ENOTFOUND, "conversation"},
 		{"malformed conversation", w.alice, export.Request{Format: export.CSV, Filter: export.Filter{Conversations: []string{"x"}}}, chatvault.ENOTFOUND, "conversation"},

@@ -181,7 +181,7 @@ func TestFilterMatchesOracle(t *testing.T) {
 	w := newWorld(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	w.crowd(t, r, 1500)
-	start, end := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), w.clk.now
+	start, end := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), w.clk.peek()
 	mid := start.Add(end.Sub(start) / 2)
 	filters := map[string]export.Filter{
 		"all":               {},
@@ -276,7 +276,7 @@ func TestConcurrentChangesDuringExport(t *testing.T) {
 		if pages == 2 {
 			// Time moves on two days: the purge expires the oldest messages, which the export has
 			// already passed, and destroys them.
-			w.clk.now = w.clk.now.Add(48 * time.Hour)
+			w.clk.add(48 * time.Hour)
 			if _, err := ret.Run(ctx, w.org.ID, w.admin.UserID, false); err != nil {
 				t.Errorf("retention Run() = %v", err)
 			}

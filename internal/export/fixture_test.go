@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,19 +23,32 @@ import (
 	"github.com/google/uuid"
 )
 
-// clock moves forward a minute each time it is read, so every message has its own time, except
-// where a test freezes it to make timestamps collide.
+// clock moves forward a minute each time it is read, so every message has its own time.
 type clock struct {
-	now    time.Time
-	frozen bool
+	mu  sync.Mutex // export jobs read it from their own goroutines
+	now time.Time
 }
 
 func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	t := c.now
-	if !c.frozen {
-		c.now = c.now.Add(time.Minute)
-	}
+	c.now = c.now.Add(time.Minute)
 	return t
+}
+
+// peek returns the time without moving it.
+func (c *clock) peek() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// add moves the clock by d.
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // world is the fixed data set: an org with 张三, Alice, Bob, a compliance officer and an admin; a
@@ -74,10 +88,10 @@ func newWorld(t *testing.T) *world {
 	ctx := context.Background()
 	dir := t.TempDir()
 	w := &world{db: newStore(t, dir), dir: dir, clk: &clock{now: time.Date(2026, 3, 4, 1, 30, 0, 0, time.UTC)}, users: map[string]*chatvault.User{}}
-	w.org = &chatvault.Org{ID: uuid.NewString(), Slug: "acme", Name: "Acme", CreatedAt: w.clk.now}
+	w.org = &chatvault.Org{ID: uuid.NewString(), Slug: "acme", Name: "Acme", CreatedAt: w.clk.peek()}
 	user := func(name, display string, roles ...chatvault.Role) *chatvault.User {
 		u := &chatvault.User{OrgID: w.org.ID, ID: uuid.NewString(), Username: name, DisplayName: display, PasswordHash: "x",
-			Roles: append([]chatvault.Role{chatvault.RoleMember}, roles...), CreatedAt: w.clk.now}
+			Roles: append([]chatvault.Role{chatvault.RoleMember}, roles...), CreatedAt: w.clk.peek()}
 		w.users[u.ID] = u
 		return u
 	}
