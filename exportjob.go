@@ -17,13 +17,15 @@ const (
 	ExportExpired  ExportState = "expired" // done, and its file deleted after the expiry time
 )
 
-// ExportJob is an export run by the server for a user. Request holds the export's request as
-// JSON (internal/export.Request), so a job survives a restart and runs again.
+// ExportJob is an export run by the server for a user. Request holds the export's request
+// (internal/export.Request) and Checkpoint how far the job has got, both sealed by
+// internal/export, so a job survives a restart and resumes where it was.
 type ExportJob struct {
 	OrgID         string      `json:"-"`
 	ID            string      `json:"id"`
 	RequesterID   string      `json:"requester_id"`
 	Request       []byte      `json:"-"`
+	Checkpoint    []byte      `json:"-"`
 	State         ExportState `json:"state"`
 	RowsDone      int64       `json:"rows_done"`
 	RowsEstimated int64       `json:"rows_estimated"`
@@ -41,7 +43,7 @@ type ExportJobStore interface {
 	CreateExportJob(ctx context.Context, j *ExportJob) error
 	// FindExportJob returns ENOTFOUND when the org has no such job.
 	FindExportJob(ctx context.Context, orgID, id string) (*ExportJob, error)
-	// UpdateExportJob writes j's state, progress, result and times.
+	// UpdateExportJob writes j's state, progress, checkpoint, result and times.
 	UpdateExportJob(ctx context.Context, j *ExportJob) error
 	// FindExportJobsByState lists the jobs of every org in one of the states, oldest first.
 	FindExportJobsByState(ctx context.Context, states ...ExportState) ([]*ExportJob, error)

@@ -71,7 +71,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	ret := retention.New(db, auditLog, clock, logger, db)
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
 	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: filepath.Join(cfg.Data, "exports"),
-		NewWriter: xlsx.NewWriter, TTL: time.Duration(cfg.ExportTTL)})
+		NewWriter: xlsx.NewWriter, TTL: time.Duration(cfg.ExportTTL), Seal: auditLog})
 	if err != nil {
 		return err
 	}

@@ -106,6 +106,30 @@ func (s *Service) Entries(ctx context.Context, a chatvault.Actor, limit int) ([]
 	return es, nil
 }
 
+// Seal seals plain under the org's audit key, bound to aad. It is for what an audited action
+// keeps beside its entry that must not lie in the clear either: an export job's request (its
+// query, its filters) and its checkpoint (the key of its staged records).
+func (s *Service) Seal(ctx context.Context, org string, plain, aad []byte) ([]byte, error) {
+	k, err := s.sealKey(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("seal under the audit key: %w", err)
+	}
+	return k.Seal(plain, aad), nil
+}
+
+// Open opens what Seal sealed for the org under the same aad.
+func (s *Service) Open(ctx context.Context, org string, sealed, aad []byte) ([]byte, error) {
+	n, err := keyring.EnvelopeKey(sealed)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.openKey(ctx, org, n)
+	if err != nil {
+		return nil, err
+	}
+	return k.Open(sealed, aad)
+}
+
 // sealed is the free text of an entry, as sealed.
 type sealed struct {
 	Reason  string         `json:"reason,omitempty"`

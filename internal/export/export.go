@@ -219,30 +219,61 @@ type Exporter struct {
 	Users Users
 	// Progress, when set, is called after each page.
 	Progress func(Progress)
+	// Checkpoint, when set, is called after each page and after each conversation with the
+	// position up to which the writer has been given every record; an error stops the run.
+	Checkpoint func(Position) error
+}
+
+// Position is how far a run has got through its snapshot: the conversations before Conv are
+// written whole; of Snapshot[Conv], Begin was written if Begun, and its messages up to seq After.
+type Position struct {
+	Conv  int   `json:"conversation"`
+	After int64 `json:"after"`
+	Begun bool  `json:"begun,omitempty"`
+	Rows  int64 `json:"rows"`
+}
+
+// Snapshot takes the export's snapshot: the conversations in scope, in id order, each with its
+// last seq as it is now.
+func (e *Exporter) Snapshot(ctx context.Context, src *chat.ExportSource, req *Request) ([]*chat.ExportConversation, error) {
+	return src.Conversations(ctx, req.Conversations, req.Participants)
 }
 
 // Run writes what src yields under req's filter to w, in (conversation, seq) order, and closes w.
 // req must be validated.
 func (e *Exporter) Run(ctx context.Context, orgID string, src *chat.ExportSource, req *Request, w Writer) (Stats, error) {
-	var st Stats
-	names := &nameCache{users: e.Users, org: orgID, names: map[string]string{}}
-	convs, err := src.Conversations(ctx, req.Conversations, req.Participants)
+	convs, err := e.Snapshot(ctx, src, req)
 	if err != nil {
-		return st, err
+		return Stats{}, err
 	}
+	return e.RunFrom(ctx, orgID, src, req, convs, Position{}, w)
+}
+
+// RunFrom writes the snapshot convs from pos on to w, and closes w: a run that stopped at a
+// checkpoint continues from it, given the snapshot it had. Stats.Rows counts pos.Rows too.
+func (e *Exporter) RunFrom(ctx context.Context, orgID string, src *chat.ExportSource, req *Request, convs []*chat.ExportConversation, pos Position, w Writer) (Stats, error) {
+	st := Stats{Rows: pos.Rows, Conversations: len(convs)}
+	names := &nameCache{users: e.Users, org: orgID, names: map[string]string{}}
 	var q *search.Query
+	var err error
 	if req.Query != "" {
 		if q, err = search.Parse(req.Query); err != nil {
 			return st, chatvault.Invalidf("query", "invalid query")
 		}
 	}
 	loc := req.Location()
-	prog := Progress{Conversations: len(convs)}
+	prog := Progress{Conversations: len(convs), Done: pos.Conv}
 	for _, ec := range convs {
 		prog.Estimated += ec.Conversation.LastSeq
 	}
-	st.Conversations = len(convs)
-	for _, ec := range convs {
+	checkpoint := func(p Position) error {
+		if e.Checkpoint == nil {
+			return nil
+		}
+		return e.Checkpoint(p)
+	}
+	for i := pos.Conv; i < len(convs); i++ {
+		ec := convs[i]
 		c := ec.Conversation
 		conv := &Conversation{ID: c.ID, Kind: c.Kind, Title: c.Title, Created: c.CreatedAt.In(loc), LastSeq: c.LastSeq}
 		if c.Kind == chatvault.Direct && c.Title == "" {
@@ -250,11 +281,14 @@ func (e *Exporter) Run(ctx context.Context, orgID string, src *chat.ExportSource
 				return st, err
 			}
 		}
-		if err := w.Begin(conv); err != nil {
+		after := int64(0)
+		if i == pos.Conv && pos.Begun {
+			after = pos.After
+		} else if err := w.Begin(conv); err != nil {
 			return st, err
 		}
 		replies := newReplyCache()
-		for after := int64(0); ; {
+		for {
 			ms, err := src.Page(ctx, ec, after, pageSize)
 			if err != nil {
 				return st, err
@@ -291,6 +325,9 @@ func (e *Exporter) Run(ctx context.Context, orgID string, src *chat.ExportSource
 			if len(ms) < pageSize {
 				break
 			}
+			if err := checkpoint(Position{Conv: i, After: after, Begun: true, Rows: st.Rows}); err != nil {
+				return st, err
+			}
 			if err := ctx.Err(); err != nil {
 				return st, err
 			}
@@ -299,6 +336,12 @@ func (e *Exporter) Run(ctx context.Context, orgID string, src *chat.ExportSource
 			return st, err
 		}
 		prog.Done++
+		if err := checkpoint(Position{Conv: i + 1, Rows: st.Rows}); err != nil {
+			return st, err
+		}
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
 	}
 	if e.Progress != nil {
 		e.Progress(prog)

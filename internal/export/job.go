@@ -1,23 +1,21 @@
 package export
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"filippo.io/age"
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
+	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/google/uuid"
 )
 
@@ -42,11 +40,32 @@ type JobsConfig struct {
 	TTL time.Duration
 	// NewWriter makes the writer of a format (xlsx.NewWriter, which has them all).
 	NewWriter func(files Files, req *Request, name string) (Writer, error)
+	// Seal seals each job's request and checkpoint in its row (audit.Service: the org's audit key).
+	Seal Sealer
+	// CheckpointEvery is how often a running job saves its checkpoint; DefaultCheckpointEvery
+	// when zero. What a stop loses is redone from the last one.
+	CheckpointEvery time.Duration
+	// Checkpointed, when set, is told each checkpoint a job saves, with the job's context (tests
+	// stop a job there: the job waits for the hook).
+	Checkpointed func(ctx context.Context, id string, p Position)
+}
+
+// DefaultCheckpointEvery is how often a running job saves its checkpoint unless configured.
+const DefaultCheckpointEvery = time.Second
+
+// Sealer seals what a job's row keeps: the request names what is exported (a search query,
+// people, time ranges) and the checkpoint holds the key of the staged records, so neither is
+// kept in the clear.
+type Sealer interface {
+	Seal(ctx context.Context, org string, plain, aad []byte) ([]byte, error)
+	Open(ctx context.Context, org string, sealed, aad []byte) ([]byte, error)
 }
 
 // Jobs runs exports in the background for the HTTP API. Each job is a row (state, progress,
-// result) and, once done, a zip package in Dir named by its id. Jobs left queued or running by a
-// stopped server run again, from the start, when the next one starts (Resume).
+// checkpoint, result) and, once done, a zip package in Dir named by its id. A job reads its
+// snapshot into staged records (Dir/ID.stage) and then writes the package from them; jobs left
+// queued or running by a stopped server go on from their last checkpoint when the next one
+// starts (Resume).
 type Jobs struct {
 	cfg    JobsConfig
 	ctx    context.Context
@@ -64,6 +83,12 @@ func NewJobs(cfg JobsConfig) (*Jobs, error) {
 	}
 	if cfg.NewWriter == nil {
 		cfg.NewWriter = NewWriter
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if cfg.Seal == nil {
+		return nil, errors.New("export jobs: no sealer for their rows")
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("export directory: %w", err)
@@ -117,16 +142,15 @@ func (j *Jobs) Start(ctx context.Context, a chatvault.Actor, req Request) (*Stat
 			return nil, err
 		}
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
+	job := &chatvault.ExportJob{OrgID: a.OrgID, ID: id, RequesterID: a.UserID, State: chatvault.ExportQueued,
+		CreatedAt: j.cfg.Clock.Now()}
+	if job.Request, err = j.seal(ctx, job, "request", req); err != nil {
 		return nil, err
 	}
-	job := &chatvault.ExportJob{OrgID: a.OrgID, ID: id, RequesterID: a.UserID, Request: body, State: chatvault.ExportQueued,
-		CreatedAt: j.cfg.Clock.Now()}
 	if err := j.cfg.Store.CreateExportJob(ctx, job); err != nil {
 		return nil, err
 	}
-	j.launch(job, a, src, &req)
+	j.launch(job, a, src, &req, nil)
 	return j.status(job, &req), nil
 }
 
@@ -151,8 +175,8 @@ func AuditDetails(r *Request) map[string]any {
 	return d
 }
 
-// Resume starts again every job a stopped server left queued or running. An org-wide export
-// records a new audit entry first, as any export does.
+// Resume goes on with every job a stopped server left queued or running, from its last
+// checkpoint. An org-wide export records a new audit entry first, as any export does.
 func (j *Jobs) Resume(ctx context.Context) error {
 	jobs, err := j.cfg.Store.FindExportJobsByState(ctx, chatvault.ExportQueued, chatvault.ExportRunning)
 	if err != nil {
@@ -160,7 +184,7 @@ func (j *Jobs) Resume(ctx context.Context) error {
 	}
 	for _, job := range jobs {
 		var req Request
-		err := json.Unmarshal(job.Request, &req)
+		err := j.open(ctx, job, "request", job.Request, &req)
 		if err == nil {
 			err = req.Validate()
 		}
@@ -179,126 +203,59 @@ func (j *Jobs) Resume(ctx context.Context) error {
 			details["resumed"] = true
 			src, err = j.cfg.Chat.OpenExport(ctx, a, req.Scope, chatvault.AuditEntry{Target: job.ID, Details: details})
 		}
+		var cp *checkpoint
+		if err == nil && len(job.Checkpoint) > 0 {
+			cp = &checkpoint{}
+			err = j.open(ctx, job, "checkpoint", job.Checkpoint, cp)
+		}
 		if err != nil {
 			j.finish(job, chatvault.ExportFailed, fmt.Errorf("resume: %w", err))
 			continue
 		}
-		j.cfg.Logger.Info("export resumed", "export", job.ID, "org", job.OrgID)
-		j.launch(job, a, src, &req)
+		var rows int64
+		if cp != nil {
+			rows = cp.Position.Rows
+		}
+		j.cfg.Logger.Info("export resumed", "export", job.ID, "org", job.OrgID, "from_rows", rows, "staged", cp != nil && cp.Staged)
+		j.launch(job, a, src, &req, cp)
 	}
 	return nil
 }
 
-func (j *Jobs) launch(job *chatvault.ExportJob, a chatvault.Actor, src *chat.ExportSource, req *Request) {
-	ctx, cancel := context.WithCancel(j.ctx)
-	j.mu.Lock()
-	j.running[job.ID] = cancel
-	j.mu.Unlock()
-	// The run updates its own copy: the caller still reads (and answers with) job.
-	mine := *job
-	job = &mine
-	j.wg.Add(1)
-	go func() {
-		defer j.wg.Done()
-		defer func() {
-			j.mu.Lock()
-			delete(j.running, job.ID)
-			j.mu.Unlock()
-			cancel()
-		}()
-		err := j.run(ctx, job, a, src, req)
-		switch {
-		case err == nil:
-		case j.ctx.Err() != nil:
-			// The server is stopping: the job stays running in the store and resumes at the next start.
-		case ctx.Err() != nil: // canceled by DELETE (whatever error the store made of it)
-			j.finish(job, chatvault.ExportCanceled, nil)
-		default:
-			j.cfg.Logger.Error("export failed", "export", job.ID, "org", job.OrgID, "err", err)
-			j.finish(job, chatvault.ExportFailed, err)
-		}
-	}()
+// sealedPrefix marks a sealed request or checkpoint in a job's row; rows written before sealing
+// hold the request as plain JSON.
+const sealedPrefix = "sealed:"
+
+// seal returns v as the job's row keeps it: JSON sealed under the org's audit key, bound to the
+// org, the job and what it is.
+func (j *Jobs) seal(ctx context.Context, job *chatvault.ExportJob, what string, v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	env, err := j.cfg.Seal.Seal(ctx, job.OrgID, plain, keyring.AAD("export-job", job.OrgID, job.ID, what))
+	if err != nil {
+		return nil, fmt.Errorf("seal export %s: %w", what, err)
+	}
+	return []byte(sealedPrefix + base64.StdEncoding.EncodeToString(env)), nil
 }
 
-// run writes the job's package to a partial file and renames it into place when complete.
-func (j *Jobs) run(ctx context.Context, job *chatvault.ExportJob, a chatvault.Actor, src *chat.ExportSource, req *Request) error {
-	now := j.cfg.Clock.Now()
-	job.State, job.StartedAt, job.RowsDone, job.RowsEstimated = chatvault.ExportRunning, &now, 0, 0
-	if err := j.cfg.Store.UpdateExportJob(ctx, job); err != nil {
-		return err
-	}
-	final := j.path(job.ID)
-	partial := final + ".partial"
-	f, err := os.OpenFile(partial, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("create export file: %w", err)
-	}
-	defer os.Remove(partial)
-	defer f.Close()
-	hw := &hashWriter{w: f, h: sha256.New()}
-	// An encrypted package is encrypted as it is written: it never lies on disk in the clear.
-	var out io.Writer = hw
-	var sealed io.WriteCloser
-	if rs := req.AgeRecipients(); len(rs) > 0 {
-		if sealed, err = age.Encrypt(hw, rs...); err != nil {
-			return fmt.Errorf("encrypt export: %w", err)
+// open reads into v what seal stored.
+func (j *Jobs) open(ctx context.Context, job *chatvault.ExportJob, what string, stored []byte, v any) error {
+	plain := stored
+	if rest, ok := bytes.CutPrefix(stored, []byte(sealedPrefix)); ok {
+		env, err := base64.StdEncoding.DecodeString(string(rest))
+		if err != nil {
+			return fmt.Errorf("open export %s: %w: not base64", what, keyring.ErrIntegrity)
 		}
-		out = sealed
-	}
-	pkg := NewPackage(out)
-	wr, err := j.cfg.NewWriter(pkg, req, "messages")
-	if err != nil {
-		return err
-	}
-	var lastSave time.Time
-	ex := &Exporter{Users: j.cfg.Store, Progress: func(p Progress) {
-		job.RowsDone, job.RowsEstimated = p.Rows, p.Estimated
-		// Progress is saved about once a second, not on every page.
-		if t := time.Now(); t.Sub(lastSave) >= time.Second {
-			lastSave = t
-			if err := j.cfg.Store.UpdateExportJob(ctx, job); err != nil && ctx.Err() == nil {
-				j.cfg.Logger.Warn("save export progress", "export", job.ID, "err", err)
-			}
-		}
-	}}
-	st, err := ex.Run(ctx, a.OrgID, src, req, wr)
-	if err != nil {
-		return err
-	}
-	m := &Manifest{CreatedAt: job.CreatedAt, OrgID: job.OrgID, RequestedBy: job.RequesterID, Request: *req,
-		Snapshot: Snapshot{Conversations: st.Conversations}}
-	if err := pkg.Finish(m, wr.(Lister).Files()); err != nil {
-		return err
-	}
-	if sealed != nil {
-		if err := sealed.Close(); err != nil {
-			return fmt.Errorf("encrypt export: %w", err)
+		if plain, err = j.cfg.Seal.Open(ctx, job.OrgID, env, keyring.AAD("export-job", job.OrgID, job.ID, what)); err != nil {
+			return fmt.Errorf("open export %s: %w", what, err)
 		}
 	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return fmt.Errorf("write export file: %w", err)
+	if err := json.Unmarshal(plain, v); err != nil {
+		return fmt.Errorf("open export %s: %w", what, err)
 	}
-	if err := os.Rename(partial, final); err != nil {
-		return fmt.Errorf("write export file: %w", err)
-	}
-	job.RowsDone, job.Bytes, job.SHA256 = st.Rows, hw.n, hex.EncodeToString(hw.h.Sum(nil))
-	done := j.cfg.Clock.Now()
-	expires := done.Add(j.cfg.TTL)
-	job.State, job.FinishedAt, job.ExpiresAt = chatvault.ExportDone, &done, &expires
-	return j.cfg.Store.UpdateExportJob(context.WithoutCancel(ctx), job)
-}
-
-type hashWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
-}
-
-func (hw *hashWriter) Write(p []byte) (int, error) {
-	n, err := hw.w.Write(p)
-	hw.h.Write(p[:n])
-	hw.n += int64(n)
-	return n, err
+	return nil
 }
 
 // finish records a job's end that is not success; the error's text is kept only when it is
@@ -309,6 +266,9 @@ func (j *Jobs) finish(job *chatvault.ExportJob, state chatvault.ExportState, err
 	if err != nil {
 		job.Error = chatvault.ErrorMessage(err)
 	}
+	// The staged records go with their key: the checkpoint holds it.
+	job.Checkpoint = nil
+	os.Remove(j.stagePath(job.ID))
 	os.Remove(j.path(job.ID))
 	if uerr := j.cfg.Store.UpdateExportJob(context.Background(), job); uerr != nil {
 		j.cfg.Logger.Error("save export state", "export", job.ID, "state", state, "err", uerr)
@@ -316,6 +276,8 @@ func (j *Jobs) finish(job *chatvault.ExportJob, state chatvault.ExportState, err
 }
 
 func (j *Jobs) path(id string) string { return filepath.Join(j.cfg.Dir, id+".zip") }
+
+func (j *Jobs) stagePath(id string) string { return filepath.Join(j.cfg.Dir, id+".stage") }
 
 // find loads a job the actor may see: their own, or any of the org's for a compliance
 // officer. Anyone else gets ENOTFOUND, as for a job that does not exist.
@@ -341,7 +303,9 @@ func (j *Jobs) Job(ctx context.Context, a chatvault.Actor, id string) (*Status, 
 		return nil, err
 	}
 	var req Request
-	_ = json.Unmarshal(job.Request, &req)
+	if err := j.open(ctx, job, "request", job.Request, &req); err != nil {
+		return nil, err
+	}
 	return j.status(job, &req), nil
 }
 

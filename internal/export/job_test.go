@@ -1,26 +1,31 @@
 package export_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/export"
 	"github.com/chatvault/chatvault/internal/export/xlsx"
-	"github.com/google/uuid"
 )
 
-func (w *world) jobs(t *testing.T, dir string) *export.Jobs {
+// jobs returns export jobs over dir that save a checkpoint at every chance and tell hook of it.
+func (w *world) jobs(t *testing.T, dir string, hook func(ctx context.Context, id string, p export.Position)) *export.Jobs {
 	t.Helper()
 	j, err := export.NewJobs(export.JobsConfig{Store: w.db, Chat: w.chat, Clock: w.clk,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Dir: dir, NewWriter: xlsx.NewWriter})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Dir: dir, NewWriter: xlsx.NewWriter, Seal: w.audit,
+		CheckpointEvery: time.Nanosecond, Checkpointed: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,62 +49,224 @@ func waitJob(t *testing.T, j *export.Jobs, a chatvault.Actor, id string) *export
 	return st
 }
 
-// A job a server left running when it died (its row says running, a partial file lies beside
-// the finished ones) runs again when the next server starts, and its package is byte for byte
-// the package of an uninterrupted run of the same request. A resumed org-wide export records a
-// new audit entry before it reads anything.
-func TestResumedJobIsByteIdentical(t *testing.T) {
+// A job stopped in the middle of its read (the server stopping) goes on from its checkpoint when
+// the next server starts: it reads the snapshot it took, so a message sent while it was stopped
+// stays out, even in a conversation it had read already, and its package is byte for byte that
+// of an uninterrupted run. The resumed org-wide export records a new audit entry before it reads.
+func TestJobResumesFromItsCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
-	dir := t.TempDir()
-	j := w.jobs(t, dir)
 	for _, format := range []export.Format{export.CSV, export.JSONL, export.HTML, export.XLSX} {
 		t.Run(string(format), func(t *testing.T) {
-			st, err := j.Start(ctx, w.officer, export.Request{Scope: "org", Format: format, Filter: export.Filter{Edits: true, Recalled: true}})
+			dir := t.TempDir()
+			req := export.Request{Scope: "org", Format: format, Filter: export.Filter{Edits: true, Recalled: true}}
+			whole := w.jobs(t, dir, nil)
+			st, err := whole.Start(ctx, w.officer, req)
 			if err != nil {
 				t.Fatalf("Start() = %v", err)
 			}
-			if done := waitJob(t, j, w.officer, st.ID); done.State != chatvault.ExportDone {
+			if done := waitJob(t, whole, w.officer, st.ID); done.State != chatvault.ExportDone {
 				t.Fatalf("export = %s (%s); want done", done.State, done.Error)
 			}
-			want, err := os.ReadFile(filepath.Join(dir, st.ID+".zip"))
+			want := readZip(t, filepath.Join(dir, st.ID+".zip"))
+
+			// Stop the next run at its first checkpoint past a conversation: the job's context
+			// ends while it waits in the hook, as when the server stops.
+			stopped := make(chan export.Position, 1)
+			first := w.jobs(t, dir, func(ctx context.Context, id string, p export.Position) {
+				if p.Conv == 1 && !p.Begun {
+					stopped <- p
+					<-ctx.Done()
+				}
+			})
+			cut, err := first.Start(ctx, w.officer, req)
+			if err != nil {
+				t.Fatalf("Start() = %v", err)
+			}
+			p := <-stopped
+			first.Close()
+			job, err := w.db.FindExportJob(ctx, w.org.ID, cut.ID)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if job.State != chatvault.ExportRunning || job.RowsDone != p.Rows || len(job.Checkpoint) == 0 {
+				t.Fatalf("stopped job = %s, %d rows, %d checkpoint bytes; want running at %d rows with a checkpoint",
+					job.State, job.RowsDone, len(job.Checkpoint), p.Rows)
+			}
+			if _, err := os.Stat(filepath.Join(dir, cut.ID+".zip")); err == nil {
+				t.Fatal("the stopped job wrote its package")
 			}
 
-			// What a kill -9 mid-export leaves: the row running with some progress, a partial file.
-			job, err := w.db.FindExportJob(ctx, w.org.ID, st.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			job.ID, job.State, job.RowsDone, job.Bytes, job.SHA256 = uuid.NewString(), chatvault.ExportRunning, 3, 0, ""
-			job.FinishedAt, job.ExpiresAt = nil, nil
-			if err := w.db.CreateExportJob(ctx, job); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, job.ID+".zip.partial"), want[:len(want)/2], 0o600); err != nil {
-				t.Fatal(err)
-			}
+			// Sent while the server is down: after the snapshot, so out of the export.
+			w.send(t, w.alice, w.direct, "sent while the server was down", "")
+			w.send(t, w.alice, w.group, "sent while the server was down", "")
+
 			before := w.auditCount(t)
-			restarted := w.jobs(t, dir)
+			restarted := w.jobs(t, dir, nil)
 			if err := restarted.Resume(ctx); err != nil {
 				t.Fatalf("Resume() = %v", err)
 			}
-			if done := waitJob(t, restarted, w.officer, job.ID); done.State != chatvault.ExportDone {
+			if done := waitJob(t, restarted, w.officer, cut.ID); done.State != chatvault.ExportDone {
 				t.Fatalf("resumed export = %s (%s); want done", done.State, done.Error)
 			}
-			got, err := os.ReadFile(filepath.Join(dir, job.ID+".zip"))
-			if err != nil {
-				t.Fatal(err)
+			got := readZip(t, filepath.Join(dir, cut.ID+".zip"))
+			for name, data := range want {
+				if name == "manifest.json" {
+					continue // it names the job's own creation time
+				}
+				if !bytes.Equal(got[name], data) {
+					t.Errorf("resumed %s differs from the uninterrupted export's:\n%s\nwant:\n%s", name, clip(got[name]), clip(data))
+				}
 			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("resumed package differs from the uninterrupted one (%d bytes; want %d)", len(got), len(want))
+			if len(got) != len(want) {
+				t.Errorf("resumed package holds %d files; want %d", len(got), len(want))
 			}
 			if n := w.auditCount(t); n != before+1 {
 				t.Errorf("resuming wrote %d audit entries; want 1", n-before)
 			}
+			if _, err := os.Stat(filepath.Join(dir, cut.ID+".stage")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the staged records outlive the finished job: %v", err)
+			}
 		})
 	}
+}
+
+// What a job keeps while it runs is not in the clear: its row seals the request (a search query
+// names what someone looks for) and the checkpoint, and the staged records on disk are sealed.
+func TestJobKeepsNothingInTheClear(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	dir := t.TempDir()
+	stopped := make(chan struct{}, 1)
+	j := w.jobs(t, dir, func(ctx context.Context, id string, p export.Position) {
+		if p.Conv == 1 && !p.Begun {
+			stopped <- struct{}{}
+			<-ctx.Done()
+		}
+	})
+	st, err := j.Start(ctx, w.officer, export.Request{Scope: "org", Format: export.JSONL, Filter: export.Filter{Query: "会议 OR budget"}})
+	if err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	<-stopped
+	j.Close()
+	job, err := w.db.FindExportJob(ctx, w.org.ID, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged, err := os.ReadFile(filepath.Join(dir, st.ID+".stage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(staged) == 0 {
+		t.Fatal("nothing staged at the checkpoint")
+	}
+	for name, data := range map[string][]byte{"request": job.Request, "checkpoint": job.Checkpoint, "staged records": staged} {
+		for _, clear := range []string{"会议", "budget", "Alice", "张三"} {
+			if bytes.Contains(data, []byte(clear)) {
+				t.Errorf("the job's %s holds %q in the clear", name, clear)
+			}
+		}
+	}
+	for name, data := range map[string][]byte{"request": job.Request, "checkpoint": job.Checkpoint} {
+		if !bytes.HasPrefix(data, []byte("sealed:")) {
+			t.Errorf("the job's %s is not sealed: %.40q", name, data)
+		}
+	}
+	// The sealed request still reads back for its owner.
+	resumed := w.jobs(t, dir, nil)
+	if err := resumed.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if done := waitJob(t, resumed, w.officer, st.ID); done.State != chatvault.ExportDone || done.RowsDone == 0 {
+		t.Fatalf("resumed export = %s, %d rows (%s); want done with rows", done.State, done.RowsDone, done.Error)
+	}
+}
+
+// Staged records that were lost or altered while the server was down fail the resumed job with
+// a message that says what to do; they never become a package.
+func TestResumeRefusesDamagedStage(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	for _, tc := range []struct {
+		name   string
+		damage func(path string) error
+		want   string
+	}{
+		{"removed", os.Remove, "start the export again"},
+		{"cut short", func(path string) error { return os.Truncate(path, 10) }, "start the export again"},
+		{"a byte flipped", func(path string) error {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			data[len(data)/2] ^= 1
+			return os.WriteFile(path, data, 0o600)
+		}, "start the export again"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			stopped := make(chan struct{}, 1)
+			j := w.jobs(t, dir, func(ctx context.Context, id string, p export.Position) {
+				if p.Conv == 1 && !p.Begun {
+					stopped <- struct{}{}
+					<-ctx.Done()
+				}
+			})
+			st, err := j.Start(ctx, w.officer, export.Request{Scope: "org", Format: export.CSV})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-stopped
+			j.Close()
+			if err := tc.damage(filepath.Join(dir, st.ID+".stage")); err != nil {
+				t.Fatal(err)
+			}
+			resumed := w.jobs(t, dir, nil)
+			if err := resumed.Resume(ctx); err != nil {
+				t.Fatal(err)
+			}
+			done := waitJob(t, resumed, w.officer, st.ID)
+			if done.State != chatvault.ExportFailed || !strings.Contains(done.Error, tc.want) {
+				t.Fatalf("export = %s (%q); want failed saying %q", done.State, done.Error, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, st.ID+".zip")); err == nil {
+				t.Error("a package was written from damaged records")
+			}
+		})
+	}
+}
+
+func readZip(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("%s is not a zip: %v", path, err)
+	}
+	out := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f.Name], err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func clip(b []byte) string {
+	if len(b) > 400 {
+		return string(b[:400]) + "…"
+	}
+	return string(b)
 }
 
 func (w *world) auditCount(t *testing.T) int {

@@ -59,7 +59,7 @@ func newTestServer(t *testing.T) *testServer {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: t.TempDir(), NewWriter: xlsx.NewWriter})
+	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: t.TempDir(), NewWriter: xlsx.NewWriter, Seal: aud})
 	if err != nil {
 		t.Fatal(err)
 	}

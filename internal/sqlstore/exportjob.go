@@ -11,15 +11,15 @@ import (
 // Export jobs (chatvault.ExportJobStore).
 
 const exportJobColumns = `org_id, id, requester_id, request, state, rows_done, rows_estimated, error, bytes, sha256,
-	created_at, started_at, finished_at, expires_at`
+	created_at, started_at, finished_at, expires_at, checkpoint`
 
 // CreateExportJob stores a new job.
 func (c *Core) CreateExportJob(ctx context.Context, j *chatvault.ExportJob) error {
 	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO export_jobs (`+exportJobColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			j.OrgID, j.ID, j.RequesterID, string(j.Request), string(j.State), j.RowsDone, j.RowsEstimated, j.Error, j.Bytes, j.SHA256,
-			Millis(j.CreatedAt), nullMillis(j.StartedAt), nullMillis(j.FinishedAt), nullMillis(j.ExpiresAt))
+			Millis(j.CreatedAt), nullMillis(j.StartedAt), nullMillis(j.FinishedAt), nullMillis(j.ExpiresAt), string(j.Checkpoint))
 		return err
 	})
 	if err != nil {
@@ -43,9 +43,9 @@ func (c *Core) FindExportJob(ctx context.Context, orgID, id string) (*chatvault.
 func (c *Core) UpdateExportJob(ctx context.Context, j *chatvault.ExportJob) error {
 	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE export_jobs SET state = $3, rows_done = $4, rows_estimated = $5, error = $6, bytes = $7,
-			sha256 = $8, started_at = $9, finished_at = $10, expires_at = $11 WHERE org_id = $1 AND id = $2`,
+			sha256 = $8, started_at = $9, finished_at = $10, expires_at = $11, checkpoint = $12 WHERE org_id = $1 AND id = $2`,
 			j.OrgID, j.ID, string(j.State), j.RowsDone, j.RowsEstimated, j.Error, j.Bytes, j.SHA256,
-			nullMillis(j.StartedAt), nullMillis(j.FinishedAt), nullMillis(j.ExpiresAt))
+			nullMillis(j.StartedAt), nullMillis(j.FinishedAt), nullMillis(j.ExpiresAt), string(j.Checkpoint))
 		return err
 	})
 	if err != nil {
@@ -89,14 +89,14 @@ func joinComma(ss []string) string {
 
 func scanExportJob(r Row) (*chatvault.ExportJob, error) {
 	var j chatvault.ExportJob
-	var req, state string
+	var req, state, checkpoint string
 	var created int64
 	var started, finished, expires sql.NullInt64
 	if err := r.Scan(&j.OrgID, &j.ID, &j.RequesterID, &req, &state, &j.RowsDone, &j.RowsEstimated, &j.Error, &j.Bytes, &j.SHA256,
-		&created, &started, &finished, &expires); err != nil {
+		&created, &started, &finished, &expires, &checkpoint); err != nil {
 		return nil, err
 	}
-	j.Request, j.State, j.CreatedAt = []byte(req), chatvault.ExportState(state), FromMillis(created)
+	j.Request, j.State, j.CreatedAt, j.Checkpoint = []byte(req), chatvault.ExportState(state), FromMillis(created), []byte(checkpoint)
 	j.StartedAt, j.FinishedAt, j.ExpiresAt = fromNullMillis(started), fromNullMillis(finished), fromNullMillis(expires)
 	return &j, nil
 }

@@ -1,0 +1,2 @@
+-- An export job's checkpoint, as in SQLite's 0010_export_checkpoint.sql.
+ALTER TABLE export_jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
