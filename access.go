@@ -7,6 +7,7 @@ type Permission string
 
 const (
 	PermManageUsers     Permission = "manage_users"
+	PermManageOrg       Permission = "manage_org" // the org's own settings (its time zone)
 	PermManageRetention Permission = "manage_retention" // policies, overrides, rules, flags, batch deletes, purge runs
 	PermManageHolds     Permission = "manage_holds"
 	PermReadAudit       Permission = "read_audit"
@@ -16,6 +17,7 @@ const (
 
 var grants = map[Permission][]Role{
 	PermManageUsers:     {RoleOrgAdmin},
+	PermManageOrg:       {RoleOrgAdmin},
 	PermManageRetention: {RoleOrgAdmin},
 	PermManageHolds:     {RoleComplianceOfficer},
 	PermReadAudit:       {RoleAuditor, RoleComplianceOfficer, RoleOrgAdmin},

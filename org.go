@@ -10,8 +10,13 @@ type Org struct {
 	ID        string    `json:"id"`
 	Slug      string    `json:"slug"` // stable short name users type at login when a server hosts several orgs
 	Name      string    `json:"name"`
+	// TimeZone is the IANA name exports show times in unless a request names another.
+	TimeZone  string    `json:"time_zone"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// DefaultTimeZone is the time zone of an org that never set one.
+const DefaultTimeZone = "UTC"
 
 // OrgStore persists orgs.
 type OrgStore interface {
@@ -20,4 +25,8 @@ type OrgStore interface {
 	FindOrgs(ctx context.Context) ([]*Org, error)
 	// FindOrgBySlug returns ENOTFOUND when no org has the slug.
 	FindOrgBySlug(ctx context.Context, slug string) (*Org, error)
+	// FindOrg returns ENOTFOUND when no org has the id.
+	FindOrg(ctx context.Context, id string) (*Org, error)
+	// SetOrgTimeZone sets the org's time zone; ENOTFOUND when no org has the id.
+	SetOrgTimeZone(ctx context.Context, id, tz string) error
 }

@@ -13,8 +13,10 @@ import (
 )
 
 const adminUsage = `Usage:
-  chatvault admin create-org --slug SLUG [--name NAME] --admin USERNAME [--data DIR]
+  chatvault admin create-org --slug SLUG [--name NAME] --admin USERNAME [--time-zone TZ] [--data DIR]
       create an org with its first admin; prints the admin's one-time password
+  chatvault admin set-time-zone --org SLUG --time-zone TZ [--data DIR]
+      the IANA time zone (Asia/Shanghai, UTC, ...) exports show times in unless they name another
   chatvault admin list-orgs [--data DIR]
   chatvault admin reset-password --org SLUG --user USERNAME [--data DIR]
       set a new one-time password; prints it
@@ -36,12 +38,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage); fs.PrintDefaults() }
 	cf := addConfigFlags(fs, false)
-	var slug, name, username, org string
+	var slug, name, username, org, tz string
 	switch args[0] {
 	case "create-org":
 		fs.StringVar(&slug, "slug", "", "short name of the org, typed at login (a-z, 0-9, -)")
 		fs.StringVar(&name, "name", "", "display name of the org")
 		fs.StringVar(&username, "admin", "", "username of the org's first admin")
+		fs.StringVar(&tz, "time-zone", "", "IANA time zone exports show times in (default UTC)")
+	case "set-time-zone":
+		fs.StringVar(&org, "org", "", "slug of the org")
+		fs.StringVar(&tz, "time-zone", "", "IANA time zone, e.g. Asia/Shanghai")
 	case "reset-password":
 		fs.StringVar(&org, "org", "", "slug of the user's org")
 		fs.StringVar(&username, "user", "", "username")
@@ -70,11 +76,30 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if slug == "" || username == "" {
 			return errors.New("create-org needs --slug and --admin")
 		}
+		if tz != "" {
+			if err := account.CheckTimeZone(tz); err != nil {
+				return describe(err)
+			}
+		}
 		o, admin, password, err := accounts.CreateOrg(ctx, slug, name, username)
 		if err != nil {
 			return describe(err)
 		}
-		fmt.Fprintf(stdout, "org:      %s (%s)\nadmin:    %s\npassword: %s\n", o.Slug, o.ID, admin.Username, password)
+		if tz != "" {
+			if o, err = accounts.SetTimeZoneBySlug(ctx, o.Slug, tz); err != nil {
+				return describe(err)
+			}
+		}
+		fmt.Fprintf(stdout, "org:      %s (%s)\ntimezone: %s\nadmin:    %s\npassword: %s\n", o.Slug, o.ID, o.TimeZone, admin.Username, password)
+	case "set-time-zone":
+		if org == "" || tz == "" {
+			return errors.New("set-time-zone needs --org and --time-zone")
+		}
+		o, err := accounts.SetTimeZoneBySlug(ctx, org, tz)
+		if err != nil {
+			return describe(err)
+		}
+		fmt.Fprintf(stdout, "org:      %s\ntimezone: %s\n", o.Slug, o.TimeZone)
 	case "reset-password":
 		if org == "" || username == "" {
 			return errors.New("reset-password needs --org and --user")
@@ -90,9 +115,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		var tb table
-		tb.row("SLUG", "NAME", "ID", "CREATED")
+		tb.row("SLUG", "NAME", "ID", "TIME ZONE", "CREATED")
 		for _, o := range orgs {
-			tb.row(o.Slug, o.Name, o.ID, o.CreatedAt.Format(time.RFC3339))
+			tb.row(o.Slug, o.Name, o.ID, o.TimeZone, o.CreatedAt.Format(time.RFC3339))
 		}
 		if err := tb.write(stdout); err != nil {
 			return err

@@ -127,9 +127,23 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("create-org with a bad slug: %v", err)
 	}
 	admin("create-org", "--slug", "beta", "--admin", "root")
+	if _, err := admin("create-org", "--slug", "gamma", "--admin", "root", "--time-zone", "Mars/Base"); err == nil || !strings.Contains(err.Error(), "time_zone") {
+		t.Fatalf("create-org with a bad time zone: %v; want an error naming time_zone", err)
+	}
+	if out, err := admin("create-org", "--slug", "gamma", "--admin", "root", "--time-zone", "Asia/Shanghai"); err != nil || !strings.Contains(out, "timezone: Asia/Shanghai") {
+		t.Fatalf("create-org --time-zone = %q, %v", out, err)
+	}
+	if out, err := admin("set-time-zone", "--org", "beta", "--time-zone", "Europe/Berlin"); err != nil || !strings.Contains(out, "Europe/Berlin") {
+		t.Fatalf("set-time-zone = %q, %v", out, err)
+	}
+	if _, err := admin("set-time-zone", "--org", "beta", "--time-zone", "Local"); err == nil || !strings.Contains(err.Error(), "time_zone") {
+		t.Fatalf("set-time-zone Local: %v; want an error naming time_zone", err)
+	}
 	out, err = admin("list-orgs")
-	if err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, "Acme 公司") || !strings.Contains(out, "beta") {
-		t.Fatalf("list-orgs = %q, %v", out, err)
+	if err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, "Acme 公司") || !strings.Contains(out, "beta") ||
+		!regexp.MustCompile(`(?m)^acme .* UTC +\S+$`).MatchString(out) || !regexp.MustCompile(`(?m)^beta .* Europe/Berlin +\S+$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^gamma .* Asia/Shanghai +\S+$`).MatchString(out) {
+		t.Fatalf("list-orgs = %q, %v; want each org with its time zone", out, err)
 	}
 	out, err = admin("reset-password", "--org", "acme", "--user", "ROOT")
 	if err != nil || !strings.HasPrefix(out, "password: ") {

@@ -76,7 +76,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&f.scope, "scope", chat.ScopeMine, "mine (what --as may read) or org (every conversation; --as must be a compliance officer)")
 	fs.StringVar(&f.format, "format", "", "csv, xlsx, jsonl or html (required)")
 	fs.StringVar(&f.lang, "lang", export.LangEN, "language of headings: en or zh-CN")
-	fs.StringVar(&f.tz, "tz", "UTC", "IANA time zone that times are shown in, e.g. Asia/Shanghai")
+	fs.StringVar(&f.tz, "tz", "", "IANA time zone that times are shown in, e.g. Asia/Shanghai (default: the org's, set by admin set-time-zone)")
 	fs.StringVar(&f.from, "from", "", "first send time included")
 	fs.StringVar(&f.to, "to", "", "send time the export stops before")
 	fs.StringVar(&f.query, "query", "", "only messages matching this search query")
@@ -134,6 +134,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if req.Senders, err = userIDs(ctx, db, org.ID, "sender", f.senders); err != nil {
 		return err
 	}
+	req.TimeZone = cmp.Or(f.tz, org.TimeZone, chatvault.DefaultTimeZone)
 	loc := req.Location()
 	if req.From, err = export.ParseTime("from", f.from, loc); err != nil {
 		return cliError(err)

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"github.com/chatvault/chatvault/internal/account"
 )
 
 // exportCLI runs the chatvault binary's export command over dataDir.
@@ -107,7 +109,10 @@ func TestExportCommand(t *testing.T) {
 		t.Errorf("messages.csv = %q; want a BOM, Chinese headings and the formula neutralised", data)
 	}
 
-	// One JSONL file, encrypted to an age recipient.
+	// One JSONL file, encrypted to an age recipient, with times in the org's zone (no --tz).
+	if err := run(context.Background(), []string{"admin", "set-time-zone", "--org", account.DefaultOrgSlug, "--time-zone", "Asia/Shanghai", "--data", dataDir}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("set-time-zone: %v", err)
+	}
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +133,18 @@ func TestExportCommand(t *testing.T) {
 	var got []string
 	sc := bufio.NewScanner(plain)
 	for sc.Scan() {
-		var line struct{ Type, Text string }
+		var line struct {
+			Type, Text string
+			SentAt     string `json:"sent_at"`
+		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("JSONL line %q: %v", sc.Text(), err)
 		}
 		if line.Type == "message" {
 			got = append(got, line.Text)
+			if !strings.HasSuffix(line.SentAt, "+08:00") {
+				t.Errorf("sent_at %q is not in the org's zone, Asia/Shanghai", line.SentAt)
+			}
 		}
 	}
 	if strings.Join(got, "|") != strings.Join(texts, "|") {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +73,7 @@ func TestListOrgsAlignsWideNames(t *testing.T) {
 	// The ID column starts at the same terminal cell on every line.
 	col := -1
 	for _, l := range lines[1:] {
-		fields := strings.Fields(l)
-		id := fields[len(fields)-2]
+		id := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27}`).FindString(l)
 		at := displayWidth(l[:strings.Index(l, id)])
 		if col == -1 {
 			col = at

@@ -3,6 +3,7 @@
 package account
 
 import (
+	"time"
 	"context"
 	"strings"
 	"unicode"
@@ -81,6 +82,54 @@ func (s *Service) CreateOrg(ctx context.Context, slug, name, adminUsername strin
 		return nil, nil, "", err
 	}
 	return org, admin, password, nil
+}
+
+// Org returns the actor's org.
+func (s *Service) Org(ctx context.Context, a chatvault.Actor) (*chatvault.Org, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageOrg); err != nil {
+		return nil, err
+	}
+	return s.store.FindOrg(ctx, a.OrgID)
+}
+
+// SetTimeZone sets the time zone of the actor's org: exports show times in it unless a request
+// names another.
+func (s *Service) SetTimeZone(ctx context.Context, a chatvault.Actor, tz string) (*chatvault.Org, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageOrg); err != nil {
+		return nil, err
+	}
+	if err := CheckTimeZone(tz); err != nil {
+		return nil, err
+	}
+	if err := s.store.SetOrgTimeZone(ctx, a.OrgID, tz); err != nil {
+		return nil, err
+	}
+	return s.store.FindOrg(ctx, a.OrgID)
+}
+
+// SetTimeZoneBySlug sets an org's time zone, for operators at the console.
+func (s *Service) SetTimeZoneBySlug(ctx context.Context, slug, tz string) (*chatvault.Org, error) {
+	if err := CheckTimeZone(tz); err != nil {
+		return nil, err
+	}
+	org, err := s.store.FindOrgBySlug(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.SetOrgTimeZone(ctx, org.ID, tz); err != nil {
+		return nil, err
+	}
+	org.TimeZone = tz
+	return org, nil
+}
+
+// CheckTimeZone accepts an IANA time zone name; field "time_zone" names it otherwise. "Local"
+// is refused: it means whatever the server's machine is set to.
+func CheckTimeZone(tz string) error {
+	if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
+		return chatvault.Invalidf("time_zone", "time_zone %q is not an IANA time zone name such as Asia/Shanghai or UTC", tz)
+	}
+	return nil
 }
 
 // Orgs lists every org on the server (for operators, not for the API).

@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +27,7 @@ const DefaultTTL = 7 * 24 * time.Hour
 type JobStores interface {
 	chatvault.ExportJobStore
 	Users
+	FindOrg(ctx context.Context, id string) (*chatvault.Org, error)
 }
 
 // JobsConfig wires the export jobs.
@@ -117,6 +119,13 @@ type Status struct {
 // Start validates req, checks that every conversation it names is visible to a (404 otherwise),
 // records the audit entry of an org-wide export (no entry, no job), stores the job and starts it.
 func (j *Jobs) Start(ctx context.Context, a chatvault.Actor, req Request) (*Status, error) {
+	if req.TimeZone == "" {
+		tz, err := j.OrgTimeZone(ctx, a.OrgID)
+		if err != nil {
+			return nil, err
+		}
+		req.TimeZone = tz
+	}
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,6 +161,15 @@ func (j *Jobs) Start(ctx context.Context, a chatvault.Actor, req Request) (*Stat
 	}
 	j.launch(job, a, src, &req, nil)
 	return j.status(job, &req), nil
+}
+
+// OrgTimeZone is the time zone an export request that names none shows times in: the org's.
+func (j *Jobs) OrgTimeZone(ctx context.Context, orgID string) (string, error) {
+	org, err := j.cfg.Store.FindOrg(ctx, orgID)
+	if err != nil {
+		return "", err
+	}
+	return cmp.Or(org.TimeZone, chatvault.DefaultTimeZone), nil
 }
 
 // AuditDetails is what the audit entry of an org-wide export records of its request.

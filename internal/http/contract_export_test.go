@@ -133,6 +133,56 @@ func contractExport(t *testing.T, c *contract) {
 		t.Errorf("no %s audit entry for export %s", chat.AuditExportOrg, orgJob.ID)
 	}
 
+	// The org's time zone: what an export that names none shows times in.
+	var org struct {
+		TimeZone string `json:"time_zone"`
+	}
+	ts.must(http.StatusOK, "GET", "/api/v1/admin/org", admin, nil).decode(t, &org)
+	if org.TimeZone != "UTC" {
+		t.Errorf("a new org's time_zone = %q; want UTC", org.TimeZone)
+	}
+	wantError(t, ts.must(http.StatusForbidden, "PATCH", "/api/v1/admin/org", alice.Token, map[string]any{"time_zone": "Asia/Shanghai"}), chatvault.EFORBIDDEN, "")
+	wantError(t, ts.must(http.StatusForbidden, "GET", "/api/v1/admin/org", alice.Token, nil), chatvault.EFORBIDDEN, "")
+	for _, body := range []map[string]any{{"time_zone": "Mars/Base"}, {"time_zone": "Local"}, {"time_zone": ""}} {
+		wantError(t, ts.must(http.StatusBadRequest, "PATCH", "/api/v1/admin/org", admin, body), chatvault.EINVALID, "time_zone")
+	}
+	ts.must(http.StatusOK, "PATCH", "/api/v1/admin/org", admin, map[string]any{"time_zone": "Asia/Shanghai"}).decode(t, &org)
+	if org.TimeZone != "Asia/Shanghai" {
+		t.Errorf("time_zone after PATCH = %q; want Asia/Shanghai", org.TimeZone)
+	}
+	var zoned exportJob
+	// "from" is a date in the org's zone: midnight in Shanghai, 16:00 UTC the day before.
+	ts.must(http.StatusAccepted, "POST", "/api/v1/exports", alice.Token, map[string]any{"format": "jsonl", "from": "2020-01-02"}).decode(t, &zoned)
+	if zoned = ts.waitExport(alice.Token, zoned.ID); zoned.State != "done" {
+		t.Fatalf("export in the org's zone = %+v; want done", zoned)
+	}
+	files := map[string][]byte{}
+	zpkg := ts.must(http.StatusOK, "GET", "/api/v1/exports/"+zoned.ID+"/download", alice.Token, nil).Body
+	zzr, err := zip.NewReader(bytes.NewReader(zpkg), int64(len(zpkg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zzr.File {
+		rc, _ := f.Open()
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	var manifest struct {
+		Request struct {
+			TimeZone string    `json:"time_zone"`
+			From     time.Time `json:"from"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil {
+		t.Fatal(err)
+	}
+	if manifest.Request.TimeZone != "Asia/Shanghai" || !manifest.Request.From.Equal(time.Date(2020, 1, 1, 16, 0, 0, 0, time.UTC)) {
+		t.Errorf("export without a time_zone: request %+v; want Asia/Shanghai from 2020-01-01T16:00Z", manifest.Request)
+	}
+	if !bytes.Contains(files["messages.jsonl"], []byte(`+08:00"`)) {
+		t.Errorf("export without a time_zone shows times not in +08:00:\n%s", files["messages.jsonl"])
+	}
+
 	// A package encrypted to an age recipient as it is written; it decrypts to the zip.
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -194,8 +244,8 @@ func contractExport(t *testing.T, c *contract) {
 
 	// Finished files expire after seven days.
 	ts.clock.Advance(7*24*time.Hour + time.Minute)
-	if n, err := ts.exports.Expire(context.Background()); err != nil || n != 2 {
-		t.Errorf("Expire() = %d, %v; want the two finished files left (org-wide and encrypted) deleted", n, err)
+	if n, err := ts.exports.Expire(context.Background()); err != nil || n != 3 {
+		t.Errorf("Expire() = %d, %v; want the three finished files left (org-wide, in the org's zone, encrypted) deleted", n, err)
 	}
 	var expired map[string]any
 	ts.must(http.StatusOK, "GET", "/api/v1/exports/"+orgJob.ID, officer, nil).decode(t, &expired)

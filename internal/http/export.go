@@ -41,19 +41,25 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, a chatvaul
 	req := export.Request{Scope: body.Scope, Format: export.Format(body.Format), Lang: body.Lang, TimeZone: body.TimeZone, Recipients: body.Recipients,
 		Filter: export.Filter{Conversations: body.Conversations, Participants: body.Participants, Senders: body.Senders,
 			Query: body.Query, Edits: body.IncludeEdits, Recalled: body.IncludeRecalled, System: body.IncludeSystem}}
-	loc := time.UTC
-	if l, err := time.LoadLocation(body.TimeZone); err == nil && body.TimeZone != "" {
-		loc = l
+	if s.exports == nil {
+		return errNoExports
 	}
 	var err error
+	if req.TimeZone == "" {
+		if req.TimeZone, err = s.exports.OrgTimeZone(r.Context(), a.OrgID); err != nil {
+			return err
+		}
+	}
+	// Dates without an offset are read in the export's time zone; a bad zone is reported by Start.
+	loc := time.UTC
+	if l, err := time.LoadLocation(req.TimeZone); err == nil {
+		loc = l
+	}
 	if req.From, err = export.ParseTime("from", body.From, loc); err != nil {
 		return err
 	}
 	if req.To, err = export.ParseTime("to", body.To, loc); err != nil {
 		return err
-	}
-	if s.exports == nil {
-		return errNoExports
 	}
 	st, err := s.exports.Start(r.Context(), a, req)
 	if err != nil {

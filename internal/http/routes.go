@@ -18,6 +18,8 @@ func (s *Server) routes() {
 	s.authed("DELETE /api/v1/devices/{device_id}", s.revokeDevice)
 	s.authed("GET /api/v1/users", s.directory)
 
+	s.authed("GET /api/v1/admin/org", s.getOrg)
+	s.authed("PATCH /api/v1/admin/org", s.patchOrg)
 	s.authed("POST /api/v1/admin/users", s.createUser)
 	s.authed("GET /api/v1/admin/users", s.listUsers)
 	s.authed("GET /api/v1/admin/users/{user_id}", s.getUser)

@@ -32,6 +32,20 @@ func testOrgs(t *testing.T, s chatvault.Store) {
 	}
 	_, err = s.FindOrgBySlug(ctx, "no-such-org")
 	wantCode(t, "FindOrgBySlug(missing)", err, chatvault.ENOTFOUND)
+
+	// The time zone: UTC until set, then what was set, by id and by slug.
+	if got, err := s.FindOrg(ctx, f.org.ID); err != nil || got.Slug != f.org.Slug || got.TimeZone != chatvault.DefaultTimeZone {
+		t.Fatalf("FindOrg() = %+v, %v; want the org in %s", got, err, chatvault.DefaultTimeZone)
+	}
+	if err := s.SetOrgTimeZone(ctx, f.org.ID, "Asia/Shanghai"); err != nil {
+		t.Fatalf("SetOrgTimeZone() = %v", err)
+	}
+	if got, err := s.FindOrgBySlug(ctx, f.org.Slug); err != nil || got.TimeZone != "Asia/Shanghai" {
+		t.Fatalf("FindOrgBySlug() after SetOrgTimeZone = %+v, %v; want Asia/Shanghai", got, err)
+	}
+	_, err = s.FindOrg(ctx, id())
+	wantCode(t, "FindOrg(missing)", err, chatvault.ENOTFOUND)
+	wantCode(t, "SetOrgTimeZone(missing)", s.SetOrgTimeZone(ctx, id(), "UTC"), chatvault.ENOTFOUND)
 }
 
 func testUsers(t *testing.T, s chatvault.Store) {

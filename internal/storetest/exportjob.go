@@ -27,7 +27,7 @@ func testExportJobs(t *testing.T, s chatvault.Store) {
 	}
 	started, done, expires := t0.Add(time.Second), t0.Add(time.Minute), t0.Add(7*24*time.Hour)
 	j.State, j.RowsDone, j.RowsEstimated, j.Bytes, j.SHA256 = chatvault.ExportDone, 41, 42, 1234, "ab12"
-	j.StartedAt, j.FinishedAt, j.ExpiresAt = &started, &done, &expires
+	j.StartedAt, j.FinishedAt, j.ExpiresAt, j.Checkpoint = &started, &done, &expires, []byte("sealed:AbC+/=")
 	if err := s.UpdateExportJob(ctx, j); err != nil {
 		t.Fatalf("UpdateExportJob() = %v", err)
 	}
@@ -35,7 +35,7 @@ func testExportJobs(t *testing.T, s chatvault.Store) {
 	if err != nil {
 		t.Fatalf("FindExportJob() = %v", err)
 	}
-	if string(got.Request) != string(j.Request) || got.State != j.State || got.RowsDone != 41 || got.RowsEstimated != 42 ||
+	if string(got.Request) != string(j.Request) || string(got.Checkpoint) != string(j.Checkpoint) || got.State != j.State || got.RowsDone != 41 || got.RowsEstimated != 42 ||
 		got.Bytes != 1234 || got.SHA256 != "ab12" || got.RequesterID != j.RequesterID || !got.CreatedAt.Equal(t0) ||
 		got.StartedAt == nil || !got.StartedAt.Equal(started) || got.ExpiresAt == nil || !got.ExpiresAt.Equal(expires) {
 		t.Fatalf("FindExportJob() = %+v; want %+v", got, j)
