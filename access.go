@@ -7,7 +7,7 @@ type Permission string
 
 const (
 	PermManageUsers     Permission = "manage_users"
-	PermManageOrg       Permission = "manage_org" // the org's own settings (its time zone)
+	PermManageOrg       Permission = "manage_org"       // the org's own settings (its time zone)
 	PermManageRetention Permission = "manage_retention" // policies, overrides, rules, flags, batch deletes, purge runs
 	PermManageHolds     Permission = "manage_holds"
 	PermReadAudit       Permission = "read_audit"

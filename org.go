@@ -7,9 +7,9 @@ import (
 
 // Org is a tenant. Everything belongs to exactly one org and no request ever crosses orgs.
 type Org struct {
-	ID        string    `json:"id"`
-	Slug      string    `json:"slug"` // stable short name users type at login when a server hosts several orgs
-	Name      string    `json:"name"`
+	ID   string `json:"id"`
+	Slug string `json:"slug"` // stable short name users type at login when a server hosts several orgs
+	Name string `json:"name"`
 	// TimeZone is the IANA name exports show times in unless a request names another.
 	TimeZone  string    `json:"time_zone"`
 	CreatedAt time.Time `json:"created_at"`

@@ -3,9 +3,9 @@
 package account
 
 import (
-	"time"
 	"context"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
