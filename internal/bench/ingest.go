@@ -172,6 +172,7 @@ func (cfg *Config) inProcess(ctx context.Context, name, unit, latencyOf string, 
 	peak, cpu := m.stop()
 	r := result(name, unit, latencyOf, lats, fails, firstErr, elapsed)
 	r.PeakRSSBytes, r.RSSOf, r.BenchCPUSecs = peak, m.rssNote("the bench process"), round1(cpu.Seconds())
+	r.PeakAnonRSSBytes = m.peakAnon()
 	return r
 }
 

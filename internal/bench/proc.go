@@ -13,24 +13,28 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// peakRSS returns VmHWM (the peak resident set size) of process pid, in bytes, or 0 when it
-// cannot be read (not Linux).
-func peakRSS(pid int) int64 {
+// statusKB returns a "kB" field of /proc/PID/status in bytes, or 0 when it cannot be read.
+func statusKB(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
 	}
 	return 0
 }
+
+// peakRSS returns VmHWM (the peak resident set size) of process pid, in bytes, or 0 when it
+// cannot be read (not Linux).
+func peakRSS(pid int) int64 { return statusKB(pid, "VmHWM") }
 
 // resetPeakRSS resets VmHWM of process pid to its current RSS (Linux: write 5 to clear_refs), so
 // the next peakRSS covers only what happens in between.
@@ -59,20 +63,50 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / userHZ
 }
 
-// procMeter measures one process over one measurement: peak RSS (reset at the start) and CPU.
+// procMeter measures one process over one measurement: peak RSS (reset at the start), the peak
+// of its anonymous RSS (sampled), and CPU.
 type procMeter struct {
 	pid      int
 	cpu0     time.Duration
 	resetErr error
+
+	// RSS counts the pages of a memory-mapped database file that a scan touched (SQLite reads
+	// through mmap), which the kernel drops when memory is short; the anonymous part (heap,
+	// stacks, SQLite's page caches) is what the process itself holds. No counter keeps its peak,
+	// so it is sampled.
+	anonPeak atomic.Int64
+	quit     chan struct{}
+	sampled  chan struct{}
 }
 
 func startMeter(pid int) *procMeter {
-	return &procMeter{pid: pid, cpu0: cpuTime(pid), resetErr: resetPeakRSS(pid)}
+	m := &procMeter{pid: pid, cpu0: cpuTime(pid), resetErr: resetPeakRSS(pid), quit: make(chan struct{}), sampled: make(chan struct{})}
+	go func() {
+		defer close(m.sampled)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := statusKB(pid, "RssAnon"); v > m.anonPeak.Load() {
+				m.anonPeak.Store(v)
+			}
+			select {
+			case <-m.quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
 }
 
 func (m *procMeter) stop() (peak int64, cpu time.Duration) {
+	close(m.quit)
+	<-m.sampled
 	return peakRSS(m.pid), cpuTime(m.pid) - m.cpu0
 }
+
+// peakAnon is the highest anonymous RSS sampled; call it after stop.
+func (m *procMeter) peakAnon() int64 { return m.anonPeak.Load() }
 
 // rssNote says what a peak RSS figure covers.
 func (m *procMeter) rssNote(what string) string {

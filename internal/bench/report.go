@@ -81,6 +81,9 @@ type Result struct {
 	// PeakRSSBytes is VmHWM of the process that did the work, reset when the measurement started.
 	PeakRSSBytes int64  `json:"peak_rss_bytes"`
 	RSSOf        string `json:"rss_of"`
+	// PeakAnonRSSBytes is the highest anonymous RSS (RssAnon) sampled every 20 ms: RSS without
+	// the pages of memory-mapped files, which grow with the database a scan reads.
+	PeakAnonRSSBytes int64 `json:"peak_anon_rss_bytes,omitempty"`
 	// CPU seconds used during the measurement by the server process and by the bench process.
 	ServerCPUSecs float64 `json:"server_cpu_seconds,omitempty"`
 	BenchCPUSecs  float64 `json:"bench_cpu_seconds,omitempty"`
@@ -170,6 +173,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	for _, k := range rep.order {
 		r := rep.Results[k]
 		fmt.Fprintf(bw, "%-9s %s; RSS of %s", k+":", r.Name, r.RSSOf)
+		if r.PeakAnonRSSBytes > 0 {
+			fmt.Fprintf(bw, "; peak anonymous RSS %s", mib(r.PeakAnonRSSBytes))
+		}
 		if r.ServerCPUSecs > 0 || r.BenchCPUSecs > 0 {
 			fmt.Fprintf(bw, "; CPU s: server %.1f, bench %.1f", r.ServerCPUSecs, r.BenchCPUSecs)
 		}
@@ -179,7 +185,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(bw)
 	}
 	if rep.Reference != nil {
-		fmt.Fprintf(bw, "%-9s %s; RSS of %s\n", "raw:", rep.Reference.Name, rep.Reference.RSSOf)
+		fmt.Fprintf(bw, "%-9s %s; RSS of %s", "raw:", rep.Reference.Name, rep.Reference.RSSOf)
+		if rep.Reference.PeakAnonRSSBytes > 0 {
+			fmt.Fprintf(bw, "; peak anonymous RSS %s", mib(rep.Reference.PeakAnonRSSBytes))
+		}
+		fmt.Fprintln(bw)
 	}
 	var figs []string
 	for k := range rep.Figures {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -689,5 +690,52 @@ func TestSealsPlainStore(t *testing.T) {
 	}
 	if found := findInFiles(t, dir, [][]byte{[]byte("kestrel-0"), []byte("旧明文")}); len(found) > 0 {
 		t.Fatalf("plain text left on disk after sealing: %d hits, first %s", len(found), found[0])
+	}
+}
+
+// A page that crosses several data keys (a conversation read in order after a restart, with
+// nothing in the key cache) opens every body under its own key, and a destroyed key among them
+// fails the read rather than passing a body off under another key.
+func TestPageAcrossDataKeysAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	db := openEncrypted(t, dir)
+	w := newWorld(t, db)
+	ctx := context.Background()
+	c := w.conv(t)
+	var want []string
+	for month := range 4 {
+		for i := range 3 {
+			text := fmt.Sprintf("month %d, message %d: 第%d个月", month, i, month+1)
+			w.send(t, c, text, jan.AddDate(0, month, i))
+			want = append(want, text)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openEncrypted(t, dir)
+	ms, err := db.FindMessages(ctx, w.org.ID, c.ID, chatvault.MessageQuery{Limit: 100})
+	if err != nil {
+		t.Fatalf("FindMessages() after a restart = %v", err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Text)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("FindMessages() after a restart = %q; want %q", got, want)
+	}
+	db.Close()
+
+	// February's key destroyed behind the store's back (its bodies still there): a fresh start
+	// cannot read the page, and says which key is missing.
+	keysRaw := rawDB(t, sqlite.KeysPath(dir))
+	if _, err := keysRaw.Exec(`DELETE FROM data_keys WHERE conversation_id = ? AND id = 2`, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	db = openEncrypted(t, dir)
+	defer db.Close()
+	if _, err := db.FindMessages(ctx, w.org.ID, c.ID, chatvault.MessageQuery{Limit: 100}); !errors.Is(err, keyring.ErrDataKeyDestroyed) {
+		t.Fatalf("FindMessages() over a destroyed key = %v; want ErrDataKeyDestroyed", err)
 	}
 }

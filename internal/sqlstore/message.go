@@ -114,6 +114,9 @@ func (c *Core) FindMessages(ctx context.Context, orgID, convID string, q chatvau
 		return nil, fmt.Errorf("query messages: %w", err)
 	}
 	rows.Close() // opening may read data keys: give the connection back first
+	if err := c.prefetchKeys(ctx, orgID, convID, out); err != nil {
+		return nil, err
+	}
 	// A page's messages almost always share one data key.
 	var last *keyring.DataKey
 	for _, m := range out {
