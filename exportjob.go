@@ -21,11 +21,14 @@ const (
 // (internal/export.Request) and Checkpoint how far the job has got, both sealed by
 // internal/export, so a job survives a restart and resumes where it was.
 type ExportJob struct {
-	OrgID         string      `json:"-"`
-	ID            string      `json:"id"`
-	RequesterID   string      `json:"requester_id"`
-	Request       []byte      `json:"-"`
-	Checkpoint    []byte      `json:"-"`
+	OrgID       string `json:"-"`
+	ID          string `json:"id"`
+	RequesterID string `json:"requester_id"`
+	Request     []byte `json:"-"`
+	Checkpoint  []byte `json:"-"`
+	// Node names the server that runs the job and keeps its files (its data directory's node
+	// id); empty in rows written before there was one.
+	Node          string      `json:"-"`
 	State         ExportState `json:"state"`
 	RowsDone      int64       `json:"rows_done"`
 	RowsEstimated int64       `json:"rows_estimated"`

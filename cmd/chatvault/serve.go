@@ -70,7 +70,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	auditLog := audit.New(db, db.Keyring(), clock)
 	ret := retention.New(db, auditLog, clock, logger, db)
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
-	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: filepath.Join(cfg.Data, "exports"),
+	node, err := lock.NodeID()
+	if err != nil {
+		return err
+	}
+	exports, err := export.NewJobs(export.JobsConfig{Store: db, Chat: chatSvc, Clock: clock, Logger: logger, Dir: filepath.Join(cfg.Data, "exports"), Node: node,
 		NewWriter: xlsx.NewWriter, TTL: time.Duration(cfg.ExportTTL), Seal: auditLog})
 	if err != nil {
 		return err

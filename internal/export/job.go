@@ -38,6 +38,10 @@ type JobsConfig struct {
 	Logger *slog.Logger
 	// Dir holds the export files (DATA/exports).
 	Dir string
+	// Node names this server among those sharing a store (NodeID of the data directory): a job
+	// is resumed, downloaded and canceled only by the server that runs it, since its files are
+	// in that server's Dir.
+	Node string
 	// TTL is how long a finished file is kept; DefaultTTL when zero.
 	TTL time.Duration
 	// NewWriter makes the writer of a format (xlsx.NewWriter, which has them all).
@@ -152,7 +156,7 @@ func (j *Jobs) Start(ctx context.Context, a chatvault.Actor, req Request) (*Stat
 		}
 	}
 	job := &chatvault.ExportJob{OrgID: a.OrgID, ID: id, RequesterID: a.UserID, State: chatvault.ExportQueued,
-		CreatedAt: j.cfg.Clock.Now()}
+		CreatedAt: j.cfg.Clock.Now(), Node: j.cfg.Node}
 	if job.Request, err = j.seal(ctx, job, "request", req); err != nil {
 		return nil, err
 	}
@@ -201,6 +205,9 @@ func (j *Jobs) Resume(ctx context.Context) error {
 		return err
 	}
 	for _, job := range jobs {
+		if !j.mine(job) {
+			continue // another server's: it resumes it when it starts
+		}
 		var req Request
 		err := j.open(ctx, job, "request", job.Request, &req)
 		if err == nil {
@@ -293,6 +300,14 @@ func (j *Jobs) finish(job *chatvault.ExportJob, state chatvault.ExportState, err
 	}
 }
 
+// mine says whether this server runs the job and keeps its files. Rows from before jobs named
+// their server belong to any.
+func (j *Jobs) mine(job *chatvault.ExportJob) bool { return job.Node == "" || job.Node == j.cfg.Node }
+
+func errElsewhere(id string) error {
+	return chatvault.Errorf(chatvault.ECONFLICT, "export %s runs on another chatvault server, which keeps its file: ask that server", id)
+}
+
 func (j *Jobs) path(id string) string { return filepath.Join(j.cfg.Dir, id+".zip") }
 
 func (j *Jobs) stagePath(id string) string { return filepath.Join(j.cfg.Dir, id+".stage") }
@@ -346,6 +361,9 @@ func (j *Jobs) Download(ctx context.Context, a chatvault.Actor, id string) (*os.
 	if job.State != chatvault.ExportDone {
 		return nil, nil, chatvault.Errorf(chatvault.ECONFLICT, "export %s is %s, not done", id, job.State)
 	}
+	if !j.mine(job) {
+		return nil, nil, errElsewhere(id)
+	}
 	f, err := os.Open(j.path(job.ID))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open export file: %w", err)
@@ -358,6 +376,9 @@ func (j *Jobs) Cancel(ctx context.Context, a chatvault.Actor, id string) error {
 	job, err := j.find(ctx, a, id)
 	if err != nil {
 		return err
+	}
+	if !j.mine(job) {
+		return errElsewhere(id)
 	}
 	j.mu.Lock()
 	cancel, running := j.running[id]
@@ -383,7 +404,7 @@ func (j *Jobs) Expire(ctx context.Context) (int, error) {
 	}
 	now, n := j.cfg.Clock.Now(), 0
 	for _, job := range jobs {
-		if job.ExpiresAt == nil || now.Before(*job.ExpiresAt) {
+		if job.ExpiresAt == nil || now.Before(*job.ExpiresAt) || !j.mine(job) {
 			continue
 		}
 		if err := os.Remove(j.path(job.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {

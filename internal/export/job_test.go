@@ -23,7 +23,13 @@ import (
 // jobs returns export jobs over dir that save a checkpoint at every chance and tell hook of it.
 func (w *world) jobs(t *testing.T, dir string, hook func(ctx context.Context, id string, p export.Position)) *export.Jobs {
 	t.Helper()
-	j, err := export.NewJobs(export.JobsConfig{Store: w.db, Chat: w.chat, Clock: w.clk,
+	return w.nodeJobs(t, "", dir, hook)
+}
+
+// nodeJobs is jobs for the server named node.
+func (w *world) nodeJobs(t *testing.T, node, dir string, hook func(ctx context.Context, id string, p export.Position)) *export.Jobs {
+	t.Helper()
+	j, err := export.NewJobs(export.JobsConfig{Store: w.db, Chat: w.chat, Clock: w.clk, Node: node,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Dir: dir, NewWriter: xlsx.NewWriter, Seal: w.audit,
 		CheckpointEvery: time.Nanosecond, Checkpointed: hook})
 	if err != nil {
@@ -235,6 +241,57 @@ func TestResumeRefusesDamagedStage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Servers sharing a store each keep their own jobs' files: a server that starts does not take
+// over (or fail) a job another one runs, and cannot serve or cancel it; the job's own server does.
+func TestJobsBelongToTheirServer(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	stopped := make(chan struct{}, 1)
+	a := w.nodeJobs(t, "node-a", dirA, func(ctx context.Context, id string, p export.Position) {
+		if p.Conv == 1 && !p.Begun {
+			stopped <- struct{}{}
+			<-ctx.Done()
+		}
+	})
+	st, err := a.Start(ctx, w.officer, export.Request{Scope: "org", Format: export.CSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-stopped
+	a.Close()
+
+	b := w.nodeJobs(t, "node-b", dirB, nil)
+	if err := b.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Job(ctx, w.officer, st.ID); err != nil || got.State != chatvault.ExportRunning {
+		t.Fatalf("after another server started, the job is %v, %v; want still running on its own server", got.State, err)
+	}
+	if err := b.Cancel(ctx, w.officer, st.ID); chatvault.ErrorCode(err) != chatvault.ECONFLICT {
+		t.Errorf("Cancel() on another server = %v; want %s", err, chatvault.ECONFLICT)
+	}
+	if _, err := os.Stat(filepath.Join(dirB, st.ID+".stage")); err == nil {
+		t.Error("the other server staged records of the job")
+	}
+
+	again := w.nodeJobs(t, "node-a", dirA, nil)
+	if err := again.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if done := waitJob(t, again, w.officer, st.ID); done.State != chatvault.ExportDone {
+		t.Fatalf("export on its own server = %s (%s); want done", done.State, done.Error)
+	}
+	if _, _, err := b.Download(ctx, w.officer, st.ID); chatvault.ErrorCode(err) != chatvault.ECONFLICT {
+		t.Errorf("Download() on another server = %v; want %s", err, chatvault.ECONFLICT)
+	}
+	f, _, err := again.Download(ctx, w.officer, st.ID)
+	if err != nil {
+		t.Fatalf("Download() on the job's server = %v", err)
+	}
+	f.Close()
 }
 
 func readZip(t *testing.T, path string) map[string][]byte {

@@ -11,15 +11,15 @@ import (
 // Export jobs (chatvault.ExportJobStore).
 
 const exportJobColumns = `org_id, id, requester_id, request, state, rows_done, rows_estimated, error, bytes, sha256,
-	created_at, started_at, finished_at, expires_at, checkpoint`
+	created_at, started_at, finished_at, expires_at, checkpoint, node`
 
 // CreateExportJob stores a new job.
 func (c *Core) CreateExportJob(ctx context.Context, j *chatvault.ExportJob) error {
 	err := c.update(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO export_jobs (`+exportJobColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			j.OrgID, j.ID, j.RequesterID, string(j.Request), string(j.State), j.RowsDone, j.RowsEstimated, j.Error, j.Bytes, j.SHA256,
-			Millis(j.CreatedAt), nullMillis(j.StartedAt), nullMillis(j.FinishedAt), nullMillis(j.ExpiresAt), string(j.Checkpoint))
+			Millis(j.CreatedAt), nullMillis(j.StartedAt), nullMillis(j.FinishedAt), nullMillis(j.ExpiresAt), string(j.Checkpoint), j.Node)
 		return err
 	})
 	if err != nil {
@@ -93,7 +93,7 @@ func scanExportJob(r Row) (*chatvault.ExportJob, error) {
 	var created int64
 	var started, finished, expires sql.NullInt64
 	if err := r.Scan(&j.OrgID, &j.ID, &j.RequesterID, &req, &state, &j.RowsDone, &j.RowsEstimated, &j.Error, &j.Bytes, &j.SHA256,
-		&created, &started, &finished, &expires, &checkpoint); err != nil {
+		&created, &started, &finished, &expires, &checkpoint, &j.Node); err != nil {
 		return nil, err
 	}
 	j.Request, j.State, j.CreatedAt, j.Checkpoint = []byte(req), chatvault.ExportState(state), FromMillis(created), []byte(checkpoint)

@@ -14,7 +14,7 @@ func testExportJobs(t *testing.T, s chatvault.Store) {
 	ctx := context.Background()
 	f := newFixture(t, s, 1)
 	j := &chatvault.ExportJob{OrgID: f.org.ID, ID: id(), RequesterID: f.users[0].ID, Request: []byte(`{"format":"csv","query":"合同"}`),
-		State: chatvault.ExportQueued, CreatedAt: t0}
+		State: chatvault.ExportQueued, CreatedAt: t0, Node: "0123456789abcdef0123456789abcdef"}
 	if err := s.CreateExportJob(ctx, j); err != nil {
 		t.Fatalf("CreateExportJob() = %v", err)
 	}
@@ -35,7 +35,7 @@ func testExportJobs(t *testing.T, s chatvault.Store) {
 	if err != nil {
 		t.Fatalf("FindExportJob() = %v", err)
 	}
-	if string(got.Request) != string(j.Request) || string(got.Checkpoint) != string(j.Checkpoint) || got.State != j.State || got.RowsDone != 41 || got.RowsEstimated != 42 ||
+	if string(got.Request) != string(j.Request) || string(got.Checkpoint) != string(j.Checkpoint) || got.Node != j.Node || got.State != j.State || got.RowsDone != 41 || got.RowsEstimated != 42 ||
 		got.Bytes != 1234 || got.SHA256 != "ab12" || got.RequesterID != j.RequesterID || !got.CreatedAt.Equal(t0) ||
 		got.StartedAt == nil || !got.StartedAt.Equal(started) || got.ExpiresAt == nil || !got.ExpiresAt.Equal(expires) {
 		t.Fatalf("FindExportJob() = %+v; want %+v", got, j)
