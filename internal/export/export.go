@@ -272,81 +272,141 @@ func (e *Exporter) RunFrom(ctx context.Context, orgID string, src *chat.ExportSo
 		}
 		return e.Checkpoint(p)
 	}
-	for i := pos.Conv; i < len(convs); i++ {
-		ec := convs[i]
-		c := ec.Conversation
-		conv := &Conversation{ID: c.ID, Kind: c.Kind, Title: c.Title, Created: c.CreatedAt.In(loc), LastSeq: c.LastSeq}
-		if c.Kind == chatvault.Direct && c.Title == "" {
-			if conv.Title, err = directName(ctx, src, ec, names); err != nil {
-				return st, err
-			}
+
+	rctx, cancel := context.WithCancel(ctx)
+	pages := make(chan page, readAhead)
+	var rerr error
+	go func() {
+		defer close(pages)
+		rerr = e.read(rctx, orgID, src, convs, pos, loc, pages)
+	}()
+	defer func() {
+		cancel()
+		for range pages { // let the reader end before returning
 		}
-		after := int64(0)
-		if i == pos.Conv && pos.Begun {
-			after = pos.After
-		} else if err := w.Begin(conv); err != nil {
-			return st, err
-		}
-		replies := newReplyCache()
-		for {
-			ms, err := src.Page(ctx, ec, after, pageSize)
-			if err != nil {
-				return st, err
-			}
-			for _, m := range ms {
-				after = m.Seq
-				replies.add(m)
-				if !req.keeps(m, q) {
-					continue
-				}
-				r := &Record{Conversation: conv, Message: m, Time: m.SentAt.In(loc)}
-				if r.SenderName, err = names.name(ctx, m.SenderID); err != nil {
+	}()
+
+	var conv *Conversation
+	var replies *replyCache
+	for p := range pages {
+		if p.conv != nil {
+			conv, replies = p.conv, newReplyCache()
+			if p.begin {
+				if err := w.Begin(conv); err != nil {
 					return st, err
 				}
-				if req.Edits {
-					if r.Versions, err = src.Versions(ctx, ec, m); err != nil {
-						return st, err
-					}
-				}
-				if m.ReplyTo != "" {
-					if r.Reply, err = replies.find(ctx, src, ec, names, m.ReplyTo); err != nil {
-						return st, err
-					}
-				}
-				if err := w.Write(r); err != nil {
+			}
+		}
+		for _, m := range p.ms {
+			replies.add(m)
+			if !req.keeps(m, q) {
+				continue
+			}
+			r := &Record{Conversation: conv, Message: m, Time: m.SentAt.In(loc)}
+			if r.SenderName, err = names.name(ctx, m.SenderID); err != nil {
+				return st, err
+			}
+			if req.Edits {
+				if r.Versions, err = src.Versions(ctx, p.ec, m); err != nil {
 					return st, err
 				}
-				st.Rows++
 			}
-			prog.Rows = st.Rows
-			if e.Progress != nil {
-				e.Progress(prog)
+			if m.ReplyTo != "" {
+				if r.Reply, err = replies.find(ctx, src, p.ec, names, m.ReplyTo); err != nil {
+					return st, err
+				}
 			}
-			if len(ms) < pageSize {
-				break
-			}
-			if err := checkpoint(Position{Conv: i, After: after, Begun: true, Rows: st.Rows}); err != nil {
+			if err := w.Write(r); err != nil {
 				return st, err
 			}
-			if err := ctx.Err(); err != nil {
+			st.Rows++
+		}
+		prog.Rows = st.Rows
+		if e.Progress != nil {
+			e.Progress(prog)
+		}
+		next := Position{Conv: p.i, After: p.after, Begun: true, Rows: st.Rows}
+		if p.last {
+			if err := w.End(); err != nil {
 				return st, err
 			}
+			prog.Done++
+			next = Position{Conv: p.i + 1, Rows: st.Rows}
 		}
-		if err := w.End(); err != nil {
-			return st, err
-		}
-		prog.Done++
-		if err := checkpoint(Position{Conv: i + 1, Rows: st.Rows}); err != nil {
+		if err := checkpoint(next); err != nil {
 			return st, err
 		}
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
 	}
+	if rerr != nil {
+		return st, rerr
+	}
 	if e.Progress != nil {
 		e.Progress(prog)
 	}
 	return st, w.Close()
+}
+
+// readAhead is how many pages the reader may be ahead of the writer.
+const readAhead = 2
+
+// page is what the reader hands the writer: one page of a conversation's messages, the first
+// with the conversation (and whether Begin is still to be written), the last marked.
+type page struct {
+	i     int
+	ec    *chat.ExportConversation
+	conv  *Conversation
+	begin bool
+	ms    []*chatvault.Message
+	after int64 // the last seq read of the conversation
+	last  bool
+}
+
+// read reads the snapshot from pos, page by page, into out. It runs in a goroutine of its own, a
+// page or two ahead of the writer, so that on two cores the reading (queries, decryption) and the
+// writing (formatting, compression) overlap; out's bound keeps memory flat. It keeps its own
+// names: the writer's cache is not shared between goroutines.
+func (e *Exporter) read(ctx context.Context, orgID string, src *chat.ExportSource, convs []*chat.ExportConversation, pos Position, loc *time.Location, out chan<- page) error {
+	names := &nameCache{users: e.Users, org: orgID, names: map[string]string{}}
+	for i := pos.Conv; i < len(convs); i++ {
+		ec := convs[i]
+		c := ec.Conversation
+		conv := &Conversation{ID: c.ID, Kind: c.Kind, Title: c.Title, Created: c.CreatedAt.In(loc), LastSeq: c.LastSeq}
+		if c.Kind == chatvault.Direct && c.Title == "" {
+			var err error
+			if conv.Title, err = directName(ctx, src, ec, names); err != nil {
+				return err
+			}
+		}
+		after, begin := int64(0), true
+		if i == pos.Conv && pos.Begun {
+			after, begin = pos.After, false
+		}
+		for first := true; ; first = false {
+			ms, err := src.Page(ctx, ec, after, pageSize)
+			if err != nil {
+				return err
+			}
+			if len(ms) > 0 {
+				after = ms[len(ms)-1].Seq
+			}
+			p := page{i: i, ec: ec, ms: ms, after: after, last: len(ms) < pageSize}
+			if first {
+				p.conv, p.begin = conv, begin
+			}
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if p.last {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // directName names a direct chat by its two people, as its members see it in their lists.
