@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -204,6 +205,7 @@ func (j *Jobs) Resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	j.sweep(jobs)
 	for _, job := range jobs {
 		if !j.mine(job) {
 			continue // another server's: it resumes it when it starts
@@ -245,6 +247,32 @@ func (j *Jobs) Resume(ctx context.Context) error {
 		j.launch(job, a, src, &req, cp)
 	}
 	return nil
+}
+
+// sweep removes the staged records and partial packages that no unfinished job owns: a server
+// that stopped between marking a job done (or failed) and removing them leaves them behind.
+func (j *Jobs) sweep(unfinished []*chatvault.ExportJob) {
+	keep := map[string]bool{}
+	for _, job := range unfinished {
+		keep[job.ID] = true
+	}
+	entries, err := os.ReadDir(j.cfg.Dir)
+	if err != nil {
+		j.cfg.Logger.Warn("sweep export directory", "err", err)
+		return
+	}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".stage")
+		if !ok {
+			id, ok = strings.CutSuffix(e.Name(), ".zip.partial")
+		}
+		if !ok || keep[id] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(j.cfg.Dir, e.Name())); err != nil {
+			j.cfg.Logger.Warn("remove leftover export file", "file", e.Name(), "err", err)
+		}
+	}
 }
 
 // sealedPrefix marks a sealed request or checkpoint in a job's row; rows written before sealing

@@ -39,6 +39,27 @@ func (w *world) nodeJobs(t *testing.T, node, dir string, hook func(ctx context.C
 	return j
 }
 
+// stoppedJob starts req on the server named node over dir and stops that server (Close) when the
+// job has read its first conversation and saved the checkpoint, as a server stopping mid-export
+// does. It returns the job's id and where it stopped.
+func (w *world) stoppedJob(t *testing.T, node, dir string, req export.Request) (string, export.Position) {
+	t.Helper()
+	stopped := make(chan export.Position, 1)
+	j := w.nodeJobs(t, node, dir, func(ctx context.Context, id string, p export.Position) {
+		if p.Conv == 1 && !p.Begun {
+			stopped <- p
+			<-ctx.Done()
+		}
+	})
+	st, err := j.Start(context.Background(), w.officer, req)
+	if err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	p := <-stopped
+	j.Close()
+	return st.ID, p
+}
+
 func waitJob(t *testing.T, j *export.Jobs, a chatvault.Actor, id string) *export.Status {
 	t.Helper()
 	var st *export.Status
@@ -76,22 +97,8 @@ func TestJobResumesFromItsCheckpoint(t *testing.T) {
 			}
 			want := readZip(t, filepath.Join(dir, st.ID+".zip"))
 
-			// Stop the next run at its first checkpoint past a conversation: the job's context
-			// ends while it waits in the hook, as when the server stops.
-			stopped := make(chan export.Position, 1)
-			first := w.jobs(t, dir, func(ctx context.Context, id string, p export.Position) {
-				if p.Conv == 1 && !p.Begun {
-					stopped <- p
-					<-ctx.Done()
-				}
-			})
-			cut, err := first.Start(ctx, w.officer, req)
-			if err != nil {
-				t.Fatalf("Start() = %v", err)
-			}
-			p := <-stopped
-			first.Close()
-			job, err := w.db.FindExportJob(ctx, w.org.ID, cut.ID)
+			cut, p := w.stoppedJob(t, "", dir, req)
+			job, err := w.db.FindExportJob(ctx, w.org.ID, cut)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +106,7 @@ func TestJobResumesFromItsCheckpoint(t *testing.T) {
 				t.Fatalf("stopped job = %s, %d rows, %d checkpoint bytes; want running at %d rows with a checkpoint",
 					job.State, job.RowsDone, len(job.Checkpoint), p.Rows)
 			}
-			if _, err := os.Stat(filepath.Join(dir, cut.ID+".zip")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, cut+".zip")); err == nil {
 				t.Fatal("the stopped job wrote its package")
 			}
 
@@ -112,10 +119,10 @@ func TestJobResumesFromItsCheckpoint(t *testing.T) {
 			if err := restarted.Resume(ctx); err != nil {
 				t.Fatalf("Resume() = %v", err)
 			}
-			if done := waitJob(t, restarted, w.officer, cut.ID); done.State != chatvault.ExportDone {
+			if done := waitJob(t, restarted, w.officer, cut); done.State != chatvault.ExportDone {
 				t.Fatalf("resumed export = %s (%s); want done", done.State, done.Error)
 			}
-			got := readZip(t, filepath.Join(dir, cut.ID+".zip"))
+			got := readZip(t, filepath.Join(dir, cut+".zip"))
 			for name, data := range want {
 				if name == "manifest.json" {
 					continue // it names the job's own creation time
@@ -130,9 +137,14 @@ func TestJobResumesFromItsCheckpoint(t *testing.T) {
 			if n := w.auditCount(t); n != before+1 {
 				t.Errorf("resuming wrote %d audit entries; want 1", n-before)
 			}
-			if _, err := os.Stat(filepath.Join(dir, cut.ID+".stage")); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the staged records outlive the finished job: %v", err)
-			}
+			// Removed just after the job is marked done (a crash in between leaves them to the
+			// next start's sweep).
+			clocktest.Poll(t, "staged records removed", func() error {
+				if _, err := os.Stat(filepath.Join(dir, cut+".stage")); !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("the staged records outlive the finished job: %v", err)
+				}
+				return nil
+			})
 		})
 	}
 }
@@ -143,24 +155,12 @@ func TestJobKeepsNothingInTheClear(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	dir := t.TempDir()
-	stopped := make(chan struct{}, 1)
-	j := w.jobs(t, dir, func(ctx context.Context, id string, p export.Position) {
-		if p.Conv == 1 && !p.Begun {
-			stopped <- struct{}{}
-			<-ctx.Done()
-		}
-	})
-	st, err := j.Start(ctx, w.officer, export.Request{Scope: "org", Format: export.JSONL, Filter: export.Filter{Query: "会议 OR budget"}})
-	if err != nil {
-		t.Fatalf("Start() = %v", err)
-	}
-	<-stopped
-	j.Close()
-	job, err := w.db.FindExportJob(ctx, w.org.ID, st.ID)
+	id, _ := w.stoppedJob(t, "", dir, export.Request{Scope: "org", Format: export.JSONL, Filter: export.Filter{Query: "会议 OR budget"}})
+	job, err := w.db.FindExportJob(ctx, w.org.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	staged, err := os.ReadFile(filepath.Join(dir, st.ID+".stage"))
+	staged, err := os.ReadFile(filepath.Join(dir, id+".stage"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestJobKeepsNothingInTheClear(t *testing.T) {
 	if err := resumed.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if done := waitJob(t, resumed, w.officer, st.ID); done.State != chatvault.ExportDone || done.RowsDone == 0 {
+	if done := waitJob(t, resumed, w.officer, id); done.State != chatvault.ExportDone || done.RowsDone == 0 {
 		t.Fatalf("resumed export = %s, %d rows (%s); want done with rows", done.State, done.RowsDone, done.Error)
 	}
 }
@@ -212,31 +212,19 @@ func TestResumeRefusesDamagedStage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			stopped := make(chan struct{}, 1)
-			j := w.jobs(t, dir, func(ctx context.Context, id string, p export.Position) {
-				if p.Conv == 1 && !p.Begun {
-					stopped <- struct{}{}
-					<-ctx.Done()
-				}
-			})
-			st, err := j.Start(ctx, w.officer, export.Request{Scope: "org", Format: export.CSV})
-			if err != nil {
-				t.Fatal(err)
-			}
-			<-stopped
-			j.Close()
-			if err := tc.damage(filepath.Join(dir, st.ID+".stage")); err != nil {
+			id, _ := w.stoppedJob(t, "", dir, export.Request{Scope: "org", Format: export.CSV})
+			if err := tc.damage(filepath.Join(dir, id+".stage")); err != nil {
 				t.Fatal(err)
 			}
 			resumed := w.jobs(t, dir, nil)
 			if err := resumed.Resume(ctx); err != nil {
 				t.Fatal(err)
 			}
-			done := waitJob(t, resumed, w.officer, st.ID)
+			done := waitJob(t, resumed, w.officer, id)
 			if done.State != chatvault.ExportFailed || !strings.Contains(done.Error, tc.want) {
 				t.Fatalf("export = %s (%q); want failed saying %q", done.State, done.Error, tc.want)
 			}
-			if _, err := os.Stat(filepath.Join(dir, st.ID+".zip")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, id+".zip")); err == nil {
 				t.Error("a package was written from damaged records")
 			}
 		})
@@ -249,31 +237,19 @@ func TestJobsBelongToTheirServer(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	dirA, dirB := t.TempDir(), t.TempDir()
-	stopped := make(chan struct{}, 1)
-	a := w.nodeJobs(t, "node-a", dirA, func(ctx context.Context, id string, p export.Position) {
-		if p.Conv == 1 && !p.Begun {
-			stopped <- struct{}{}
-			<-ctx.Done()
-		}
-	})
-	st, err := a.Start(ctx, w.officer, export.Request{Scope: "org", Format: export.CSV})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-stopped
-	a.Close()
+	id, _ := w.stoppedJob(t, "node-a", dirA, export.Request{Scope: "org", Format: export.CSV})
 
 	b := w.nodeJobs(t, "node-b", dirB, nil)
 	if err := b.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.Job(ctx, w.officer, st.ID); err != nil || got.State != chatvault.ExportRunning {
+	if got, err := b.Job(ctx, w.officer, id); err != nil || got.State != chatvault.ExportRunning {
 		t.Fatalf("after another server started, the job is %v, %v; want still running on its own server", got.State, err)
 	}
-	if err := b.Cancel(ctx, w.officer, st.ID); chatvault.ErrorCode(err) != chatvault.ECONFLICT {
+	if err := b.Cancel(ctx, w.officer, id); chatvault.ErrorCode(err) != chatvault.ECONFLICT {
 		t.Errorf("Cancel() on another server = %v; want %s", err, chatvault.ECONFLICT)
 	}
-	if _, err := os.Stat(filepath.Join(dirB, st.ID+".stage")); err == nil {
+	if _, err := os.Stat(filepath.Join(dirB, id+".stage")); err == nil {
 		t.Error("the other server staged records of the job")
 	}
 
@@ -281,13 +257,13 @@ func TestJobsBelongToTheirServer(t *testing.T) {
 	if err := again.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if done := waitJob(t, again, w.officer, st.ID); done.State != chatvault.ExportDone {
+	if done := waitJob(t, again, w.officer, id); done.State != chatvault.ExportDone {
 		t.Fatalf("export on its own server = %s (%s); want done", done.State, done.Error)
 	}
-	if _, _, err := b.Download(ctx, w.officer, st.ID); chatvault.ErrorCode(err) != chatvault.ECONFLICT {
+	if _, _, err := b.Download(ctx, w.officer, id); chatvault.ErrorCode(err) != chatvault.ECONFLICT {
 		t.Errorf("Download() on another server = %v; want %s", err, chatvault.ECONFLICT)
 	}
-	f, _, err := again.Download(ctx, w.officer, st.ID)
+	f, _, err := again.Download(ctx, w.officer, id)
 	if err != nil {
 		t.Fatalf("Download() on the job's server = %v", err)
 	}
@@ -333,4 +309,37 @@ func (w *world) auditCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// A server that stopped between finishing a job and removing its staged records leaves them
+// behind; the next start removes them, and leaves an unfinished job's alone.
+func TestResumeSweepsLeftovers(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	dir := t.TempDir()
+	running, _ := w.stoppedJob(t, "", dir, export.Request{Scope: "org", Format: export.CSV})
+	leftovers := []string{"01234567-89ab-7def-8123-456789abcdef.stage", "01234567-89ab-7def-8123-456789abcdef.zip.partial"}
+	for _, name := range leftovers {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("left over"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	staged, err := os.ReadFile(filepath.Join(dir, running+".stage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.nodeJobs(t, "", dir, func(ctx context.Context, id string, p export.Position) { <-ctx.Done() })
+	if err := j.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range leftovers {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("leftover %s is still there: %v", name, err)
+		}
+	}
+	// The unfinished job's records are kept (its run waits in the hook, at its first save).
+	got, err := os.ReadFile(filepath.Join(dir, running+".stage"))
+	if err != nil || !bytes.Equal(got, staged) {
+		t.Errorf("the unfinished job's staged records = %d bytes, %v; want the %d it had", len(got), err, len(staged))
+	}
 }

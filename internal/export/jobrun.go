@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"time"
@@ -242,7 +241,7 @@ func (j *Jobs) writePackage(ctx context.Context, job *chatvault.ExportJob, req *
 	}
 	defer os.Remove(partial)
 	defer f.Close()
-	hw := &hashWriter{w: f, h: sha256.New()}
+	hw := &counter{w: f, h: sha256.New()}
 	// An encrypted package is encrypted as it is written: it never lies on disk in the clear.
 	var out io.Writer = hw
 	var sealed io.WriteCloser
@@ -310,17 +309,4 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-type hashWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
-}
-
-func (hw *hashWriter) Write(p []byte) (int, error) {
-	n, err := hw.w.Write(p)
-	hw.h.Write(p[:n])
-	hw.n += int64(n)
-	return n, err
 }

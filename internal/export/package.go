@@ -44,6 +44,7 @@ type Package struct {
 // NewPackage returns a package written to w.
 func NewPackage(w io.Writer) *Package { return &Package{zw: zip.NewWriter(w)} }
 
+// counter passes writes on to w, counting and hashing them.
 type counter struct {
 	w io.Writer
 	h hash.Hash
