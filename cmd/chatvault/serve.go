@@ -44,6 +44,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer lock.Release() // last: after the store is closed
+	if err := checkBeforeServing(ctx, cfg, logger); err != nil {
+		return err
+	}
 
 	db, backups, err := openServing(ctx, cfg, lock, logger)
 	if err != nil {
@@ -138,6 +141,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// checkBeforeServing runs SQLite's quick_check on the data directory's databases, so that a
+// damaged page is found before the server answers anything from it rather than when a request
+// happens to read it (its cost is in docs/operations.md, Faults and recovery).
+func checkBeforeServing(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if cfg.postgresStore() {
+		return nil
+	}
+	t0 := time.Now()
+	err := sqlite.CheckIntegrity(ctx, cfg.Data)
+	var damaged *sqlite.DamagedError
+	if errors.As(err, &damaged) {
+		return fmt.Errorf("%w: chatvault does not serve from a damaged database. To recover: %s", err, restoreFix)
+	}
+	if err != nil {
+		return fmt.Errorf("integrity check: %w", err)
+	}
+	logger.Info("integrity checked", "took", time.Since(t0))
 	return nil
 }
 
