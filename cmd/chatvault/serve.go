@@ -59,6 +59,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if w, ok := db.(interface{ SetCommitObserver(sqlite.CommitObserver) }); ok {
 		w.SetCommitObserver(mets.Commit)
 	}
+	if s, ok := db.(*sqlite.DB); ok {
+		mets.SetStore(storeStats(s), chatvault.SystemClock{})
+	}
 	stopMetrics, err := serveMetrics(cfg, mets, logger)
 	if err != nil {
 		return err
@@ -162,6 +165,18 @@ func checkBeforeServing(ctx context.Context, cfg Config, logger *slog.Logger) er
 	}
 	logger.Info("integrity checked", "took", time.Since(t0))
 	return nil
+}
+
+// storeStats reads the SQLite store's sizes and counts for /metrics.
+func storeStats(db *sqlite.DB) func(context.Context) (*metrics.StoreStats, error) {
+	return func(ctx context.Context) (*metrics.StoreStats, error) {
+		s, err := db.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &metrics.StoreStats{DatabaseBytes: s.DatabaseBytes, WALBytes: s.WALBytes, KeysBytes: s.KeysBytes,
+			LiveDataKeys: s.LiveDataKeys, DestroyedDataKeys: s.DestroyedDataKeys, OldestExpired: s.OldestExpired, ExportJobs: s.ExportJobs}, nil
+	}
 }
 
 // serveMetrics serves /metrics and the profiler on cfg.MetricsListen (nothing when it is empty)
