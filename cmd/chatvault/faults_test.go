@@ -449,3 +449,83 @@ func TestDiskFullWhileSending(t *testing.T) {
 	srv = startServer(t, bin, dir)
 	checkAcked("after a restart")
 }
+
+// TestBackupSIGTERMLeavesNothingHalfDone stops `chatvault backup create` with SIGTERM at moments
+// spread over its run. Wherever the signal lands, the backups on the target are complete ones
+// that verify in full, the work directory is left empty, and the next backup succeeds.
+func TestBackupSIGTERMLeavesNothingHalfDone(t *testing.T) {
+	bin := chatvaultBinary(t)
+	dir, cfgFile, idFile, target := backupSetup(t, "")
+	interrupted := 0
+	for try := 0; try < 12; try++ {
+		cmd := exec.Command(bin, "backup", "create", "--config", cfgFile, "--data", dir)
+		cmd.Env = withoutChatvaultEnv(os.Environ())
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Once the run has begun its work (its scratch directory exists), a delay chooses where
+		// the signal lands; what is checked holds wherever it does.
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		var err error
+		began := false
+	wait:
+		for {
+			select {
+			case err = <-exited:
+				break wait
+			case <-time.After(time.Millisecond):
+				if !began {
+					if w, _ := os.ReadDir(filepath.Join(dir, "backup", "work")); len(w) > 0 {
+						began = true
+						time.Sleep(time.Duration(try*try*5) * time.Millisecond)
+						cmd.Process.Signal(syscall.SIGTERM)
+					}
+				}
+			}
+		}
+		var exit *exec.ExitError
+		switch {
+		case errors.As(err, &exit) && exit.ExitCode() == -1:
+			t.Fatalf("try %d: backup create was killed by the signal instead of stopping: %v", try, err)
+		case err != nil:
+			interrupted++
+			t.Logf("try %d: stopped %dms into its work: %v: %s", try, try*try*5, err, strings.TrimSpace(out.String()))
+		}
+	}
+	if interrupted == 0 {
+		t.Fatal("every backup create finished before SIGTERM; the test interrupted none")
+	}
+
+	work, _ := os.ReadDir(filepath.Join(dir, "backup", "work"))
+	if len(work) != 0 {
+		t.Errorf("backup work directory holds %d entries after the interrupted runs; want none", len(work))
+	}
+	// Parts are uploaded first and the manifest last: an interrupted upload leaves parts without
+	// a manifest, which no command lists or restores (prune removes them after a day). Every
+	// backup with a manifest is complete, and verifies in full.
+	list, err := runCmd(t, "backup", "list", "--config", cfgFile, "--data", dir)
+	if err != nil {
+		t.Fatalf("backup list = %v\n%s", err, list)
+	}
+	ids, _ := os.ReadDir(filepath.Join(target, "data"))
+	complete := 0
+	for _, e := range ids {
+		if _, err := os.Stat(filepath.Join(target, "data", e.Name(), "manifest.json")); err != nil {
+			if strings.Contains(list, e.Name()) {
+				t.Errorf("backup list shows %s, whose upload was interrupted before its manifest", e.Name())
+			}
+			continue
+		}
+		complete++
+		if out, err := runCmd(t, "backup", "verify", e.Name(), "--config", cfgFile, "--data", dir, "--identity", idFile); err != nil {
+			t.Errorf("backup verify %s after the interrupted runs = %v\n%s", e.Name(), err, out)
+		}
+	}
+	t.Logf("%d of 12 runs stopped by SIGTERM; %d complete backups on the target, %d interrupted uploads", interrupted, complete, len(ids)-complete)
+	if out, err := runCmd(t, "backup", "create", "--config", cfgFile, "--data", dir); err != nil || !strings.Contains(out, "stored on 2 of 2 targets") {
+		t.Fatalf("backup create after the interrupted runs = %v\n%s", err, out)
+	}
+}
