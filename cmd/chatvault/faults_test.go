@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/keyring"
+	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
@@ -528,4 +531,46 @@ func TestBackupSIGTERMLeavesNothingHalfDone(t *testing.T) {
 	if out, err := runCmd(t, "backup", "create", "--config", cfgFile, "--data", dir); err != nil || !strings.Contains(out, "stored on 2 of 2 targets") {
 		t.Fatalf("backup create after the interrupted runs = %v\n%s", err, out)
 	}
+}
+
+// TestDoctorOnPostgreSQL: with a PostgreSQL store the doctor reaches the database, reads its
+// schema version (a new database: a warning that serve will migrate it; after serve: current)
+// and measures the clock against it; backups are PostgreSQL's own business.
+func TestDoctorOnPostgreSQL(t *testing.T) {
+	bin := chatvaultBinary(t)
+	store := pgtest.Server(t).NewDatabase(t)
+	env := []string{"CHATVAULT_KEK=" + base64.StdEncoding.EncodeToString(keyring.Generate())}
+	dir := t.TempDir()
+
+	rep, code := doctor(t, bin, env, "--data", dir, "--store", store)
+	if c := rep.check(t, "schema"); code != 0 || c.Status != checkWarn || !strings.Contains(c.Detail, "version 0") {
+		t.Errorf("doctor on an empty database = exit %d, schema %+v; want 0 and a warning that serve migrates it", code, c)
+	}
+	stopServer(t, startServerWith(t, bin, []string{"--data", dir, "--store", store}, env))
+	rep, code = doctor(t, bin, env, "--data", dir, "--store", store)
+	if code != 0 || !rep.OK {
+		t.Fatalf("doctor after serve = exit %d, %+v; want 0", code, rep)
+	}
+	for name, status := range map[string]string{"database": checkOK, "schema": checkOK, "clock": checkOK, "backups": checkSkip, "keys": checkOK} {
+		if c := rep.check(t, name); c.Status != status {
+			t.Errorf("check %s = %+v; want %s", name, c, status)
+		}
+	}
+	if c := rep.check(t, "clock"); !strings.Contains(c.Detail, "this machine's") {
+		t.Errorf("clock check = %q; want the skew against this machine", c.Detail)
+	}
+
+	// A database that does not answer is a failure that says what to check.
+	rep, code = doctor(t, bin, env, "--data", dir, "--store", "postgres://chatvault@127.0.0.1:1/none?sslmode=disable&connect_timeout=5")
+	if c := rep.check(t, "database"); code == 0 || c.Status != checkFail || !strings.Contains(c.Fix, "CHATVAULT_STORE") {
+		t.Errorf("doctor with an unreachable database = exit %d, %+v; want a failure naming the setting", code, c)
+	}
+}
+
+// startServerWith is startServer with extra arguments and environment.
+func startServerWith(t *testing.T, bin string, args, env []string) *serverProc {
+	t.Helper()
+	p := spawnServer(t, bin, args, env)
+	p.waitListening(t)
+	return p
 }
