@@ -156,6 +156,8 @@ func TestMetricsAgreeWithTheWork(t *testing.T) {
 			{"chatvault_retention_purge_lag_seconds", nil, 0, false},
 			{"chatvault_export_jobs", map[string]string{"state": "done"}, 0, false},
 			{"chatvault_store_stats_errors_total", nil, 0, false},
+			// Every send's batch reached the live hub (the WebSocket send included).
+			{"chatvault_sync_lag_seconds", nil, 1, true},
 			{"go_goroutines", nil, 1, true},
 			{"process_resident_memory_bytes", nil, 1, true},
 		} {

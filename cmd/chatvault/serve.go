@@ -100,6 +100,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("resume exports: %w", err)
 	}
 	live := hub.New(db, logger)
+	live.SetLagObserver(mets.SyncLag)
 	db.SetEventSink(live.Publish)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})

@@ -30,6 +30,7 @@ func exported(t *testing.T) map[string]bool {
 	m.JobRun("retention", time.Now(), time.Second, nil)
 	m.JobRun("backup", time.Now(), time.Second, errors.New("target down"))
 	m.RetentionRun(&chatvault.PurgeRun{Totals: map[string]int{"destroyed": 2}})
+	m.SyncLag(3 * time.Millisecond)
 	m.SetStore(func(context.Context) (*StoreStats, error) { return &StoreStats{}, nil }, clocktest.New(time.Now()))
 	fams, err := m.reg.Gather()
 	if err != nil {
