@@ -68,10 +68,10 @@ const doctorUsage = `Usage: chatvault doctor [--json] [serve's flags]
 Checks the configuration, file permissions, free disk, the keys, the schema version, the integrity
 of the SQLite files, the backup targets and the last verification, and (with PostgreSQL) the clock
 against the database. Give it the same --config, flags and environment as serve. It only reads, and
-runs while a server runs. Exit status 0 when nothing failed (warnings included), else 1.
+runs while a server runs. Exit status 0 when nothing failed (warnings included), else 2.
 `
 
-// errDoctorFailed makes the exit status 1 without another message: the report said it all.
+// errDoctorFailed makes the exit status non-zero once the report has said what failed.
 var errDoctorFailed = errors.New("doctor found problems")
 
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
