@@ -15,6 +15,7 @@ const (
 	ECONFLICT     = "conflict"        // the request contradicts stored state
 	ETOOLARGE     = "too_large"       // a body or field over its limit
 	EUNAVAILABLE  = "unavailable"     // the server cannot serve now (shutting down, store closed)
+	EFULL         = "storage_full"    // the store's disk is full: nothing was stored; retry once space is freed
 	EINTERNAL     = "internal"        // a bug or an infrastructure failure
 	ERESYNC       = "resync_required" // a sync cursor too old or foreign: start over with an initial sync
 )

@@ -276,7 +276,8 @@ func newBackupJob(cfg Config, store chatvault.BackupStore, logger *slog.Logger) 
 	}
 	job := &backup.Job{Open: openRestored, Targets: targets, KeyTargets: keyTargets, Recipients: rs, RecipientKeys: bc.Recipients,
 		KEKFile: kekFile, Work: filepath.Join(cfg.Data, "backup", "work"), JournalState: filepath.Join(cfg.Data, "backup", "journal.json"),
-		Keep: bc.Keep, KeysKeepDays: bc.KeysKeepDays, Clock: chatvault.SystemClock{}, Logger: logger, Metrics: backupMetrics, Version: version()}
+		VerifyState: verifyStatePath(cfg),
+		Keep:        bc.Keep, KeysKeepDays: bc.KeysKeepDays, Clock: chatvault.SystemClock{}, Logger: logger, Metrics: backupMetrics, Version: version()}
 	if store != nil {
 		job.Store = store
 	}
@@ -364,5 +365,8 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
+
+// verifyStatePath is where the last backup verification is recorded (chatvault doctor reads it).
+func verifyStatePath(cfg Config) string { return filepath.Join(cfg.Data, "backup", "verify.json") }
 
 func backupDefaults() BackupConfig { return backup.DefaultConfig() }

@@ -144,8 +144,14 @@ func TestRestoreRefusesTamperedManifest(t *testing.T) {
 		if d := diffTree(before, tree(t, base)); len(d) > 0 {
 			t.Errorf("%s: files changed outside the restore directory: %v", tc.name, d)
 		}
-		if d := diffTree(beforeData, tree(t, dir)); len(d) > 0 {
+		// The one file a refused verification writes is its record, which says it failed (what
+		// chatvault doctor reports); nothing else in the data directory changes.
+		record := filepath.Join(dir, "backup", "verify.json")
+		if d := diffTree(beforeData, tree(t, dir)); len(d) > 1 || (len(d) == 1 && d[0] != record) {
 			t.Errorf("%s: files of the data directory changed: %v", tc.name, d)
+		}
+		if rec, err := backup.ReadVerifyRecord(record); err != nil || rec == nil || rec.OK || rec.ID != id {
+			t.Errorf("%s: verification record = %+v, %v; want the failure of %s", tc.name, rec, err, id)
 		}
 		if _, err := os.Stat(filepath.Join(restoreDir, "chatvault.db")); err == nil {
 			t.Errorf("%s: the refused restore left a database", tc.name)

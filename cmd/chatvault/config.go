@@ -242,7 +242,7 @@ func (cf *configFlags) resolve() (Config, error) {
 func loadConfigFile(path string, cfg *Config) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("read config file: %w", err)
+		return fmt.Errorf("read config file: %w (check --config or CHATVAULT_CONFIG, and that the user chatvault runs as can read the file)", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)

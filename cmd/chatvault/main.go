@@ -25,6 +25,7 @@ Usage:
   chatvault retention run     run the retention job now in every org ([--dry-run] [--json])
   chatvault export            export chat records as CSV, XLSX, JSONL or HTML (--as USER --format F --out FILE)
   chatvault migrate           copy an SQLite data directory into PostgreSQL (--from DIR --to URL)
+  chatvault doctor            check configuration, permissions, disk, keys, database, backups ([--json])
   chatvault version           print the version
 
 Run "chatvault COMMAND -h" for a command's flags.
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "export":
 		return runExport(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "chatvault", version())
 		return nil

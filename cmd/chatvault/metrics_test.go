@@ -149,6 +149,15 @@ func TestMetricsAgreeWithTheWork(t *testing.T) {
 			{"chatvault_job_runs_total", map[string]string{"job": "retention", "result": "ok"}, 1, true},
 			{"chatvault_job_last_success_timestamp_seconds", map[string]string{"job": "retention"}, 1, true},
 			{"chatvault_retention_messages_total", map[string]string{"action": "destroyed"}, 0, false},
+			// The store's sizes and counts, read at the scrape: one conversation's data key.
+			{"chatvault_store_size_bytes", map[string]string{"file": "database"}, 4096, true},
+			{"chatvault_data_keys", map[string]string{"state": "live"}, 1, true},
+			{"chatvault_data_keys", map[string]string{"state": "destroyed"}, 0, false},
+			{"chatvault_retention_purge_lag_seconds", nil, 0, false},
+			{"chatvault_export_jobs", map[string]string{"state": "done"}, 0, false},
+			{"chatvault_store_stats_errors_total", nil, 0, false},
+			// Every send's batch reached the live hub (the WebSocket send included).
+			{"chatvault_sync_lag_seconds", nil, 1, true},
 			{"go_goroutines", nil, 1, true},
 			{"process_resident_memory_bytes", nil, 1, true},
 		} {

@@ -44,6 +44,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer lock.Release() // last: after the store is closed
+	if err := checkBeforeServing(ctx, cfg, logger); err != nil {
+		return err
+	}
 
 	db, backups, err := openServing(ctx, cfg, lock, logger)
 	if err != nil {
@@ -55,6 +58,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	mets := metrics.New(backupMetrics)
 	if w, ok := db.(interface{ SetCommitObserver(sqlite.CommitObserver) }); ok {
 		w.SetCommitObserver(mets.Commit)
+	}
+	if s, ok := db.(*sqlite.DB); ok {
+		mets.SetStore(storeStats(s), chatvault.SystemClock{})
 	}
 	stopMetrics, err := serveMetrics(cfg, mets, logger)
 	if err != nil {
@@ -94,6 +100,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("resume exports: %w", err)
 	}
 	live := hub.New(db, logger)
+	live.SetLagObserver(mets.SyncLag)
 	db.SetEventSink(live.Publish)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
@@ -139,6 +146,38 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// checkBeforeServing runs SQLite's quick_check on the data directory's databases, so that a
+// damaged page is found before the server answers anything from it rather than when a request
+// happens to read it (its cost is in docs/operations.md, Faults and recovery).
+func checkBeforeServing(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if cfg.postgresStore() {
+		return nil
+	}
+	t0 := time.Now()
+	err := sqlite.CheckIntegrity(ctx, cfg.Data)
+	var damaged *sqlite.DamagedError
+	if errors.As(err, &damaged) {
+		return fmt.Errorf("%w: chatvault does not serve from a damaged database. To recover: %s", err, restoreFix)
+	}
+	if err != nil {
+		return fmt.Errorf("integrity check: %w", err)
+	}
+	logger.Info("integrity checked", "took", time.Since(t0))
+	return nil
+}
+
+// storeStats reads the SQLite store's sizes and counts for /metrics.
+func storeStats(db *sqlite.DB) func(context.Context) (*metrics.StoreStats, error) {
+	return func(ctx context.Context) (*metrics.StoreStats, error) {
+		s, err := db.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &metrics.StoreStats{DatabaseBytes: s.DatabaseBytes, WALBytes: s.WALBytes, KeysBytes: s.KeysBytes,
+			LiveDataKeys: s.LiveDataKeys, DestroyedDataKeys: s.DestroyedDataKeys, OldestExpired: s.OldestExpired, ExportJobs: s.ExportJobs}, nil
+	}
 }
 
 // serveMetrics serves /metrics and the profiler on cfg.MetricsListen (nothing when it is empty)

@@ -50,6 +50,8 @@ type Job struct {
 	Work string
 	// JournalState is the file that remembers, per target, how far the journal has been shipped.
 	JournalState string
+	// VerifyState is the file that records the last verification (VerifyRecord); "" keeps none.
+	VerifyState  string
 	Keep         Keep
 	KeysKeepDays int
 	// Sample is how many message bodies a check decrypts (default 200).

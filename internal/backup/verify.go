@@ -42,6 +42,17 @@ func (j *Job) Verify(ctx context.Context, id string, ids []age.Identity) (rep *V
 		if ctx.Err() == nil {
 			m.LastVerify.Store(j.now().Unix())
 			m.LastVerifyOK.Store(err == nil)
+			if j.VerifyState != "" {
+				r := VerifyRecord{At: j.now(), ID: id, Full: len(ids) > 0, OK: err == nil}
+				if err != nil {
+					r.Error = err.Error()
+				}
+				// A record that cannot be written is logged, not returned: the verification's own
+				// outcome is what the caller asked for.
+				if werr := writeVerifyRecord(j.VerifyState, r); werr != nil {
+					j.logger().Warn("could not record the verification", "file", j.VerifyState, "err", werr)
+				}
+			}
 		}
 	}()
 	man, holders, err := findBackup(ctx, j.Targets, KindData, id, j.TrustedKeys, j.AllowUnsigned)

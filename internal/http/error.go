@@ -25,6 +25,7 @@ var statusOf = map[string]int{
 	chatvault.ECONFLICT:     http.StatusConflict,
 	chatvault.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	chatvault.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	chatvault.EFULL:         http.StatusInsufficientStorage,
 	chatvault.ERESYNC:       http.StatusGone,
 	chatvault.EINTERNAL:     http.StatusInternalServerError,
 	codeMethodNotAllowed:    http.StatusMethodNotAllowed,

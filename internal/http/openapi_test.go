@@ -215,7 +215,7 @@ func closeObjects(doc *openapi3.T) {
 var codeOf = map[int]string{
 	400: chatvault.EINVALID, 401: chatvault.EUNAUTHORIZED, 403: chatvault.EFORBIDDEN, 404: chatvault.ENOTFOUND,
 	405: "method_not_allowed", 409: chatvault.ECONFLICT, 410: chatvault.ERESYNC, 413: chatvault.ETOOLARGE, 415: "unsupported_media_type",
-	500: chatvault.EINTERNAL, 503: chatvault.EUNAVAILABLE,
+	500: chatvault.EINTERNAL, 503: chatvault.EUNAVAILABLE, 507: chatvault.EFULL,
 }
 
 // expectation is what the spec should make of the next request.

@@ -116,7 +116,7 @@ func (s *Server) Patterns() []string { return append([]string(nil), s.patterns..
 func (s *Server) Listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return fmt.Errorf("listen on %s: %w (if another process holds the port, `ss -ltnp` names it; stop it or choose another address with --listen or CHATVAULT_LISTEN)", addr, err)
 	}
 	s.ln = ln
 	return nil

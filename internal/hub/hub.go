@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/chatvault/chatvault"
 )
@@ -34,7 +35,17 @@ type Hub struct {
 
 	// cache is touched only by the routing goroutine.
 	cache map[convKey]map[string]*chatvault.Participant
+
+	// observeLag, when set, is given the time from a new message's send to its routing here (see
+	// SetLagObserver); read only by the routing goroutine, set before Run.
+	observeLag func(time.Duration)
 }
+
+// SetLagObserver makes the hub report, for every batch that holds new messages, how long ago the
+// oldest of them was sent when the hub routed it: the group commit's wait, the hand-off, and on
+// PostgreSQL the notification from another process. It is the delay live devices see ("sync lag")
+// before their own fetch. Call it before Run.
+func (h *Hub) SetLagObserver(fn func(time.Duration)) { h.observeLag = fn }
 
 type userKey struct{ org, user string }
 type convKey struct{ org, conv string }
@@ -64,8 +75,15 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case batch := <-h.in:
+			var oldest time.Time
 			for i := range batch {
+				if batch[i].Kind == chatvault.EventMessage && (oldest.IsZero() || batch[i].At.Before(oldest)) {
+					oldest = batch[i].At
+				}
 				h.route(ctx, &batch[i])
+			}
+			if h.observeLag != nil && !oldest.IsZero() {
+				h.observeLag(time.Since(oldest))
 			}
 		}
 	}

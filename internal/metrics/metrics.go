@@ -36,6 +36,7 @@ type Metrics struct {
 	jobLastOK   *prometheus.GaugeVec
 	jobDuration *prometheus.GaugeVec
 	retention   *prometheus.CounterVec
+	syncLag     prometheus.Histogram
 }
 
 // New registers every metric. backups are the backup job's counters (nil: none yet).
@@ -91,8 +92,14 @@ func New(backups *backup.Metrics) *Metrics {
 			Name: "chatvault_retention_messages_total",
 			Help: "Messages the retention job expired (hidden, in the grace window), destroyed, or gave back (restored).",
 		}, []string{"action"}),
+		syncLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chatvault_sync_lag_seconds",
+			Help: "Time from a message's send to its routing to live connections (group commit, hand-off, and on PostgreSQL the notification between processes).",
+			// From a group commit (milliseconds) to a stalled hand-off.
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
 	}
-	reg.MustRegister(m.requests, m.ingested, m.batch, m.commit, m.wsOpen, m.wsDrops, m.jobRuns, m.jobLastRun, m.jobLastOK,
+	reg.MustRegister(m.syncLag, m.requests, m.ingested, m.batch, m.commit, m.wsOpen, m.wsDrops, m.jobRuns, m.jobLastRun, m.jobLastOK,
 		m.jobDuration, m.retention,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, a := range []string{"expired", "destroyed", "restored", "data_keys_destroyed"} {
@@ -183,6 +190,9 @@ func (m *Metrics) JobRun(job string, started time.Time, took time.Duration, err 
 		m.jobLastOK.WithLabelValues(job).Set(float64(started.Add(took).Unix()))
 	}
 }
+
+// SyncLag observes the live hub's delay for one batch of new messages (hub.SetLagObserver).
+func (m *Metrics) SyncLag(d time.Duration) { m.syncLag.Observe(max(0, d.Seconds())) }
 
 // RetentionRun adds a retention run's totals.
 func (m *Metrics) RetentionRun(r *chatvault.PurgeRun) {

@@ -175,12 +175,21 @@ func (db *DB) Close() error {
 	return errors.Join(keys, db.read.Close(), db.write.Close())
 }
 
-// Ping checks that the database is open and that the write lock can be taken.
+// Ping checks that the database takes a write (one page, committed and synced like any other)
+// and that its file system has room for more: a disk that is full, read-only or failing makes
+// the server unready before clients find out by losing sends.
 func (db *DB) Ping(ctx context.Context) error {
-	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
-		_, err := tx.ExecContext(ctx, "SELECT 1")
+	err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE store_encryption SET sealed = sealed")
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	if free := freeBytes(filepath.Dir(db.path)); free >= 0 && free < minFree {
+		return fmt.Errorf("%w: %d bytes free on the data directory's file system", errStorageFull, free)
+	}
+	return nil
 }
 
 func migrate(db *sql.DB) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/chatvault/chatvault"
@@ -142,7 +143,7 @@ func (db *DB) commit(batch []*writeReq) {
 		if err != nil && results[i] == nil {
 			results[i] = err
 		}
-		r.done <- results[i]
+		r.done <- storageFull(results[i], filepath.Dir(db.path))
 	}
 }
 
@@ -194,6 +195,10 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 	}
 	t0 := time.Now()
 	if err := tx.Commit(); err != nil {
+		// SQLite may leave the transaction open when COMMIT fails (SQLITE_FULL, SQLITE_IOERR);
+		// the writer's one connection must not carry it into the next batch. Without one open,
+		// ROLLBACK fails harmlessly.
+		db.write.Exec("ROLLBACK")
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	if o := db.observe.Load(); o != nil {

@@ -95,7 +95,8 @@ func (c *Core) SetEncryption(ctx context.Context, e *Encryption, live int) error
 	}
 	for _, s := range samples {
 		if _, err := e.Keyring.Unwrap(ctx, s.ID, s.KEK, s.Wrapped); err != nil {
-			return fmt.Errorf("cannot open the %d data keys wrapped by KEK %s (%s) with %s: %w", s.N, s.KEK, e.Keys, e.Keyring.Provider(), err)
+			return fmt.Errorf("cannot open the %d data keys wrapped by KEK %s (%s) with %s: %w. Use the key this data was made with: "+
+				"restore the key file from your key backup, or set CHATVAULT_KEK (docs/operations.md)", s.N, s.KEK, e.Keys, e.Keyring.Provider(), err)
 		}
 	}
 	if init, ok := e.Keyring.Provider().(keyring.Initializer); ok {
