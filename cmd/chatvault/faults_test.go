@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatvault/chatvault/internal/clocktest"
 	"github.com/chatvault/chatvault/internal/keyring"
 	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 	"github.com/chatvault/chatvault/internal/sqlite"
@@ -418,6 +419,47 @@ func TestDiskFullWhileSending(t *testing.T) {
 	}
 	t.Logf("disk full: %d sends acknowledged in all, then 507", len(acked))
 
+	// An export on the full disk is refused (507) or fails saying the disk is full; it leaves no
+	// file behind.
+	type exportJob struct {
+		ID, State, Error string
+	}
+	exportNow := func() exportJob {
+		t.Helper()
+		var job exportJob
+		status, body, err := srv.do("POST", "/api/v1/exports", token, map[string]any{"format": "csv"}, &job)
+		if err != nil {
+			t.Fatalf("POST /api/v1/exports: %v", err)
+		}
+		switch status {
+		case 507:
+			if !strings.Contains(string(body), "storage_full") {
+				t.Fatalf("export on a full disk = 507 %s; want code storage_full", body)
+			}
+			return exportJob{State: "refused"}
+		case 202:
+		default:
+			t.Fatalf("POST /api/v1/exports = %d %s; want 202 or 507", status, body)
+		}
+		clocktest.Poll(t, "export "+job.ID, func() error {
+			srv.must("GET", "/api/v1/exports/"+job.ID, token, nil, &job, 200)
+			if job.State == "queued" || job.State == "running" {
+				return fmt.Errorf("export is %s", job.State)
+			}
+			return nil
+		})
+		return job
+	}
+	if job := exportNow(); job.State != "refused" && (job.State != "failed" || !strings.Contains(job.Error, "disk is full")) {
+		t.Errorf("export on a full disk = %+v; want refused with 507, or failed saying the disk is full", job)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "exports", "*"))
+	for _, f := range leftovers {
+		if !strings.HasSuffix(f, ".zip") {
+			t.Errorf("the failed export left %s behind", f)
+		}
+	}
+
 	// Space returns: the same server takes sends again, by itself.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -429,6 +471,9 @@ func TestDiskFullWhileSending(t *testing.T) {
 	}
 	if status, body, err := srv.do("GET", "/readyz", "", nil, nil); err != nil || status != 200 {
 		t.Errorf("GET /readyz after space returned = %d %s, %v; want 200", status, body, err)
+	}
+	if job := exportNow(); job.State != "done" {
+		t.Errorf("export after space returned = %+v; want done", job)
 	}
 
 	// Nothing acknowledged was lost: not now, and not after a restart.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -63,11 +64,18 @@ func (j *Jobs) launch(job *chatvault.ExportJob, a chatvault.Actor, src *chat.Exp
 		case ctx.Err() != nil: // canceled by DELETE (whatever error the store made of it)
 			j.finish(job, chatvault.ExportCanceled, nil)
 		default:
+			if errors.Is(err, syscall.ENOSPC) && chatvault.ErrorCode(err) == chatvault.EINTERNAL {
+				err = fmt.Errorf("%w: %w", errDiskFull, err)
+			}
 			j.cfg.Logger.Error("export failed", "export", job.ID, "org", job.OrgID, "err", err)
 			j.finish(job, chatvault.ExportFailed, err)
 		}
 	}()
 }
+
+// errDiskFull is what a job that ran out of disk says: its files are removed, and it can be
+// started again once space is freed.
+var errDiskFull = chatvault.Errorf(chatvault.EFULL, "the server's disk is full: the export stopped and its files were removed; start it again once space is freed")
 
 // run stages the job's records, unless its checkpoint says they are, then writes its package.
 func (j *Jobs) run(ctx context.Context, job *chatvault.ExportJob, src *chat.ExportSource, req *Request, cp *checkpoint) error {

@@ -222,7 +222,7 @@ func (ks *KeyStore) Put(ctx context.Context, id keyring.DataKeyID, kekID string,
 	_, err := ks.db.ExecContext(ctx, `INSERT OR REPLACE INTO data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at))
 	if err != nil {
-		return fmt.Errorf("store data key %s: %w", id, err)
+		return storageFull(fmt.Errorf("store data key %s: %w", id, err), filepath.Dir(ks.path))
 	}
 	return nil
 }
@@ -231,7 +231,7 @@ func (ks *KeyStore) Put(ctx context.Context, id keyring.DataKeyID, kekID string,
 func (ks *KeyStore) PutIfAbsent(ctx context.Context, id keyring.DataKeyID, kekID string, wrapped []byte, at time.Time) (string, []byte, error) {
 	if _, err := ks.db.ExecContext(ctx, `INSERT OR IGNORE INTO data_keys (org_id, conversation_id, id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		id.Org, id.Conversation, id.N, kekID, wrapped, sqlstore.Millis(at)); err != nil {
-		return "", nil, fmt.Errorf("store key %s: %w", id, err)
+		return "", nil, storageFull(fmt.Errorf("store key %s: %w", id, err), filepath.Dir(ks.path))
 	}
 	return ks.Get(ctx, id)
 }
