@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/chatvault/chatvault/internal/clocktest"
+	"github.com/chatvault/chatvault/internal/postgres/pgtest"
 )
 
 // scrape reads /metrics and parses it with Prometheus's own text parser.
@@ -70,6 +71,56 @@ next:
 	return 0, false
 }
 
+// metricsURL waits for the server's "metrics listening" line and returns the listener's URL.
+func metricsURL(t *testing.T, p *serverProc) string {
+	t.Helper()
+	var url string
+	clocktest.Poll(t, "metrics listening line", func() error {
+		for _, line := range p.logLines() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics listening" {
+				url = "http://" + rec.Addr
+				return nil
+			}
+		}
+		return fmt.Errorf("no \"metrics listening\" line")
+	})
+	return url
+}
+
+// The store's sizes and counts are reported on PostgreSQL too: the database's size, the keys'
+// table, the data keys and the export jobs.
+func TestStoreMetricsOnPostgreSQL(t *testing.T) {
+	bin := chatvaultBinary(t)
+	store := pgtest.Server(t).NewDatabase(t)
+	dir := t.TempDir()
+	p := spawnServer(t, bin, []string{"--data", dir, "--store", store, "--metrics-listen", "127.0.0.1:0"}, nil)
+	p.waitListening(t)
+	url := metricsURL(t, p)
+	token, conv := setup(t, p, dir)
+	if status, _, body, err := p.send(token, conv, "m-1", "你好 PostgreSQL"); err != nil || status != http.StatusCreated {
+		t.Fatalf("send = %d, %v, %s", status, err, body)
+	}
+	fams := scrape(t, p, url)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		min    float64
+	}{
+		{"chatvault_store_size_bytes", map[string]string{"file": "database"}, 1 << 20},
+		{"chatvault_store_size_bytes", map[string]string{"file": "keys"}, 1},
+		{"chatvault_data_keys", map[string]string{"state": "live"}, 1},
+		{"chatvault_export_jobs", map[string]string{"state": "done"}, 0},
+	} {
+		if v, ok := value(fams, c.name, c.labels); !ok || v < c.min {
+			t.Errorf("%s%v = %v (present %v); want at least %v", c.name, c.labels, v, ok, c.min)
+		}
+	}
+	if v, ok := value(fams, "chatvault_store_stats_errors_total", nil); !ok || v != 0 {
+		t.Errorf("chatvault_store_stats_errors_total = %v (present %v); want 0", v, ok)
+	}
+}
+
 // TestMetricsAgreeWithTheWork starts the real server with its metrics listener, does a known
 // amount of work through the API, and checks that /metrics, parsed by Prometheus's parser, counts
 // exactly that work, and shows no user names, content or ids.
@@ -79,17 +130,7 @@ func TestMetricsAgreeWithTheWork(t *testing.T) {
 	p := spawnServer(t, bin, []string{"--data", dir, "--metrics-listen", "127.0.0.1:0",
 		"--retention-interval", "1m", "--retention-start-delay", "0s"}, nil)
 	p.waitListening(t)
-	var metricsURL string
-	clocktest.Poll(t, "metrics listening line", func() error {
-		for _, line := range p.logLines() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics listening" {
-				metricsURL = "http://" + rec.Addr
-				return nil
-			}
-		}
-		return fmt.Errorf("no \"metrics listening\" line")
-	})
+	metricsURL := metricsURL(t, p)
 	// The API's listener serves no metrics: they are for the operator's network only.
 	if resp, err := p.client.Get(p.URL + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET /metrics on the API listener = %v, %v; want 404", resp.StatusCode, err)

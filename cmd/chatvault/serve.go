@@ -25,6 +25,7 @@ import (
 	"github.com/chatvault/chatvault/internal/jobs"
 	"github.com/chatvault/chatvault/internal/metrics"
 	"github.com/chatvault/chatvault/internal/retention"
+	"github.com/chatvault/chatvault/internal/postgres"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
@@ -59,9 +60,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if w, ok := db.(interface{ SetCommitObserver(sqlite.CommitObserver) }); ok {
 		w.SetCommitObserver(mets.Commit)
 	}
-	if s, ok := db.(*sqlite.DB); ok {
-		mets.SetStore(storeStats(s), chatvault.SystemClock{})
-	}
+	mets.SetStore(storeStats(db), chatvault.SystemClock{})
 	stopMetrics, err := serveMetrics(cfg, mets, logger)
 	if err != nil {
 		return err
@@ -168,15 +167,27 @@ func checkBeforeServing(ctx context.Context, cfg Config, logger *slog.Logger) er
 	return nil
 }
 
-// storeStats reads the SQLite store's sizes and counts for /metrics.
-func storeStats(db *sqlite.DB) func(context.Context) (*metrics.StoreStats, error) {
+// storeStats reads the store's sizes and counts for /metrics. PostgreSQL's write-ahead log is the
+// server's, not the database's: its WAL size is left at zero.
+func storeStats(db chatvault.Store) func(context.Context) (*metrics.StoreStats, error) {
 	return func(ctx context.Context) (*metrics.StoreStats, error) {
-		s, err := db.Stats(ctx)
-		if err != nil {
-			return nil, err
+		switch db := db.(type) {
+		case *sqlite.DB:
+			s, err := db.Stats(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &metrics.StoreStats{DatabaseBytes: s.DatabaseBytes, WALBytes: s.WALBytes, KeysBytes: s.KeysBytes,
+				LiveDataKeys: s.LiveDataKeys, DestroyedDataKeys: s.DestroyedDataKeys, OldestExpired: s.OldestExpired, ExportJobs: s.ExportJobs}, nil
+		case *postgres.DB:
+			s, err := db.Stats(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &metrics.StoreStats{DatabaseBytes: s.DatabaseBytes, KeysBytes: s.KeysBytes,
+				LiveDataKeys: s.LiveDataKeys, DestroyedDataKeys: s.DestroyedDataKeys, OldestExpired: s.OldestExpired, ExportJobs: s.ExportJobs}, nil
 		}
-		return &metrics.StoreStats{DatabaseBytes: s.DatabaseBytes, WALBytes: s.WALBytes, KeysBytes: s.KeysBytes,
-			LiveDataKeys: s.LiveDataKeys, DestroyedDataKeys: s.DestroyedDataKeys, OldestExpired: s.OldestExpired, ExportJobs: s.ExportJobs}, nil
+		return nil, fmt.Errorf("store stats: no stats for %T", db)
 	}
 }
 
