@@ -24,8 +24,8 @@ import (
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/jobs"
 	"github.com/chatvault/chatvault/internal/metrics"
-	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/postgres"
+	"github.com/chatvault/chatvault/internal/retention"
 	"github.com/chatvault/chatvault/internal/sqlite"
 )
 
