@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -619,3 +620,64 @@ func startServerWith(t *testing.T, bin string, args, env []string) *serverProc {
 	p.waitListening(t)
 	return p
 }
+
+// A backup to a target whose disk is full fails, says so and names the target, and leaves no
+// backup there that list would show or restore would take; once space returns the next backup
+// succeeds and verifies.
+func TestBackupToAFullDisk(t *testing.T) {
+	disk := mountSmallDisk(t, 8<<20)
+	dir, cfgFile, idFile, _ := backupSetup(t, "")
+	target := filepath.Join(disk, "backups")
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Only the full target: a backup that reaches another one is a success, not this test.
+	cfg, err := os.ReadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(cfg), "\n")
+	var kept []string
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, "type: s3"):
+		case strings.Contains(l, "type: dir"):
+			kept = append(kept, fmt.Sprintf("    - {type: dir, path: %s}", target))
+		default:
+			kept = append(kept, l)
+		}
+	}
+	if err := os.WriteFile(cfgFile, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(disk, "filler")
+	fillDisk(t, filler)
+
+	out, err := runCmd(t, "backup", "create", "--config", cfgFile, "--data", dir)
+	if err == nil {
+		t.Fatalf("backup create to a full disk succeeded:\n%s", out)
+	}
+	if msg := out + err.Error(); !strings.Contains(msg, "no space left on device") || !strings.Contains(msg, target) {
+		t.Errorf("backup create to a full disk = %v\n%s; want an error naming the target and the full disk", err, out)
+	}
+	if out, err := runCmd(t, "backup", "list", "--config", cfgFile, "--data", dir); err != nil || backupID.MatchString(out) {
+		t.Errorf("backup list after the failed backup = %v\n%s; want no backup", err, out)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCmd(t, "backup", "create", "--config", cfgFile, "--data", dir)
+	if err != nil || !strings.Contains(out, "stored on 1 of 1 targets") {
+		t.Fatalf("backup create after space returned = %v\n%s", err, out)
+	}
+	id := regexp.MustCompile(`backup (\S+):`).FindStringSubmatch(out)[1]
+	if out, err := runCmd(t, "backup", "verify", id, "--config", cfgFile, "--data", dir, "--identity", idFile); err != nil || !strings.Contains(out, "verified") {
+		t.Fatalf("backup verify after space returned = %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, "backup", "list", "--config", cfgFile, "--data", dir); err != nil || !strings.Contains(out, id) || !backupID.MatchString(out) {
+		t.Errorf("backup list after the good backup = %v\n%s; want it listed", err, out)
+	}
+}
+
+var backupID = regexp.MustCompile(`\d{8}T\d{6}\.\d{3}Z`)
