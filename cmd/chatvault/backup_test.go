@@ -161,6 +161,10 @@ func TestScheduledBackupInServer(t *testing.T) {
 	if backupMetrics.Verifies.Load() == 0 || backupMetrics.LastSuccess.Load() == 0 {
 		t.Errorf("metrics: %d verifies, last success %d", backupMetrics.Verifies.Load(), backupMetrics.LastSuccess.Load())
 	}
+	// Each target's upload time of the last data backup: the dir target and the S3 one.
+	if ups := backupMetrics.Uploads(); len(ups) != 2 {
+		t.Errorf("upload times = %v; want one for each of the 2 targets", ups)
+	}
 	var sb strings.Builder
 	backupMetrics.WritePrometheus(&sb)
 	if !strings.Contains(sb.String(), "chatvault_backups_total ") {

@@ -229,7 +229,11 @@ func (j *Job) Create(ctx context.Context, check bool) (res *CreateResult, err er
 	var mu sync.Mutex
 	upload := func(t Target, man *Manifest) {
 		defer wg.Done()
+		t0 := time.Now()
 		err := j.store(ctx, t, man, sealed)
+		if err == nil && man.Kind == KindData {
+			m.RecordUpload(t.String(), time.Since(t0))
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {

@@ -3,7 +3,10 @@ package backup
 import (
 	"fmt"
 	"io"
+	"maps"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Metrics counts what the backup job did; serve exports them on /metrics (internal/metrics), and
@@ -18,6 +21,26 @@ type Metrics struct {
 	LastBytes      atomic.Int64 // encrypted size of the last data backup
 	LastVerify     atomic.Int64 // Unix time the last verification ended (not cancelled)
 	LastVerifyOK   atomic.Bool  // whether it passed
+
+	mu      sync.Mutex
+	uploads map[string]time.Duration // the last data backup's upload to each target, by target
+}
+
+// RecordUpload records how long the upload of a data backup to target took.
+func (m *Metrics) RecordUpload(target string, took time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.uploads == nil {
+		m.uploads = map[string]time.Duration{}
+	}
+	m.uploads[target] = took
+}
+
+// Uploads returns how long the last data backup's upload to each target took, by target.
+func (m *Metrics) Uploads() map[string]time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.uploads)
 }
 
 // WritePrometheus writes the metrics in the Prometheus text exposition format.

@@ -118,7 +118,7 @@ func (m *Metrics) registerBackups(b *backup.Metrics) {
 	gauge := func(name, help string, v func() int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
 	}
-	m.reg.MustRegister(
+	m.reg.MustRegister(&uploadCollector{b: b},
 		counter("chatvault_backups_total", "Backups stored on at least one target.", b.Backups.Load),
 		counter("chatvault_backup_failures_total", "Backups that failed (snapshot, check, or no target reached).", b.BackupFailures.Load),
 		counter("chatvault_backup_target_failures_total", "Targets that did not get a backup after retries.", b.TargetFailures.Load),
@@ -212,4 +212,18 @@ func (m *Metrics) Handler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+var uploadDesc = prometheus.NewDesc("chatvault_backup_target_last_upload_seconds",
+	"How long the last data backup took to upload to each target (since the process started).", []string{"target"}, nil)
+
+// uploadCollector reports each target's last upload time, read from the backup job's metrics.
+type uploadCollector struct{ b *backup.Metrics }
+
+func (c *uploadCollector) Describe(ch chan<- *prometheus.Desc) { ch <- uploadDesc }
+
+func (c *uploadCollector) Collect(ch chan<- prometheus.Metric) {
+	for target, took := range c.b.Uploads() {
+		ch <- prometheus.MustNewConstMetric(uploadDesc, prometheus.GaugeValue, took.Seconds(), target)
+	}
 }

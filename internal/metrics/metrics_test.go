@@ -20,8 +20,10 @@ import (
 // exported gathers a Metrics with every family touched and returns the names it exports.
 func exported(t *testing.T) map[string]bool {
 	t.Helper()
-	m := New(&backup.Metrics{})
+	b := &backup.Metrics{}
+	m := New(b)
 	// Touch every labelled family, so each appears in a gather.
+	b.RecordUpload("dir:/backups", 2*time.Second)
 	m.Request("GET /healthz", 200, time.Millisecond)
 	m.Commit(3, time.Millisecond)
 	m.WebSocketOpened()
