@@ -104,8 +104,9 @@ func Inspect(ctx context.Context, dir string) (*Inspection, error) {
 	return in, nil
 }
 
-// CheckIntegrity runs quick_check on the data directory's databases that exist and returns a
-// *DamagedError for the first one that is damaged.
+// CheckIntegrity checks the write-ahead log and runs quick_check on each of the data directory's
+// databases that exist, and returns a *DamagedError for the first one that is damaged. The logs
+// are read as files: call it with the data directory locked, no process writing.
 func CheckIntegrity(ctx context.Context, dir string) error {
 	for _, path := range []string{filepath.Join(dir, FileName), KeysPath(dir)} {
 		fi, err := fileInfo(path)
@@ -114,6 +115,12 @@ func CheckIntegrity(ctx context.Context, dir string) error {
 				return err
 			}
 			continue
+		}
+		// The log first: opening the database recovers it, and stops quietly at a damaged frame.
+		if problems, err := checkWAL(path); err != nil {
+			return err
+		} else if len(problems) > 0 {
+			return &DamagedError{Path: path, Problems: problems}
 		}
 		err = withReadOnly(path, func(db *sql.DB) error {
 			problems, err := quickCheck(ctx, db)
