@@ -30,12 +30,22 @@ func TestMatch(t *testing.T) {
 		{"我家在上海东边", "我家在上海东边", true},
 		{"上东", "我家在上海东边", false},
 		{"北京", "我家在上海东边", false},
-		// Spaces and punctuation only separate units.
-		{"上海东", "上海 东边", true},
-		{"上海", "上，海", true},
+		// Spaces and punctuation are boundaries: a query's consecutive characters are consecutive
+		// in the text (a held-out check over classical Chinese found these matching).
+		{"上海东", "上海 东边", false},
+		{"上海", "上，海", false},
+		{"死不", "老死，不相往来", false},
+		{"棘其", "園有棘，其實之食", false},
+		{"不相", "老死，不相往来", true},
+		{"死", "老死，不相往来", true},
+		// A phrase's spaces ask for nothing: the units in order, with or without a separator.
+		{`"上海 东边"`, "上海，东边", true},
+		{`"上海 东边"`, "上海东边", true},
+		{`"上海 东边"`, "上海，南边", false},
 		// Mixed scripts.
 		{"合同v2", "请看合同v2的第三条", true},
-		{"合同v2", "请看合同 V2 的第三条", true},
+		{"合同v2", "请看合同 V2 的第三条", false},
+		{`"合同 v2"`, "请看合同 V2 的第三条", true},
 		{"合同v2", "请看合同v3", false},
 		{"北京meeting", "明天北京meeting取消", true},
 		{"meeting", "明天北京meeting取消", true},
@@ -81,7 +91,7 @@ func TestParseErrors(t *testing.T) {
 // tokens the term asks for. Checked over every contiguous run of units of varied texts.
 func TestIndexCoversEveryMatch(t *testing.T) {
 	t.Parallel()
-	texts := []string{"我家在上海东边", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
+	texts := []string{"我家在上海东边", "老死，不相往来。上海 东边", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
 		"混合 mixed 中文 and English 文本", "ＦＵＬＬ　ｗｉｄｔｈ　全角"}
 	for _, text := range texts {
 		have := IndexTokens(text)

@@ -9,8 +9,11 @@
 // CJK character (Han, kana, Hangul) is a unit of its own, every run of other letters, digits and
 // combining marks is a word unit, and everything else (spaces, punctuation, emoji) only separates.
 // A query term matches a message when the term's units appear in the message's units as a
-// contiguous run. So 上海 matches 我家在上海东边, 合同v2 matches "合同 V2", "meet" does not match
-// "meeting", and a phrase in quotes is the same rule over several words.
+// contiguous run, and units the term writes together (nothing between them) are together in the
+// message too: a query's consecutive characters are consecutive in the text. So 上海 matches
+// 我家在上海东边, 死不 does not match 老死，不相往来 and 合同v2 does not match "合同 V2", "meet" does
+// not match "meeting", and a phrase in quotes is the same rule over several words, whose spaces
+// ask for nothing ("上海 东边" matches 上海东边 and 上海，东边).
 //
 // Nothing here is written by hand that a good library does: normalisation and case folding are
 // golang.org/x/text's. The cutting into units is ours because it is the definition of matching.
@@ -26,10 +29,13 @@ import (
 )
 
 // Unit is one searchable piece of a text: a CJK character or a word, normalised. Start and End are
-// the byte offsets in the original text of the characters it came from.
+// the byte offsets in the original text of the characters it came from. Joined is set when the unit
+// follows the one before it with nothing between them (上海, 合同v2): only joined units are
+// neighbours in the sense of matching, so 死不 does not match 老死，不相往来.
 type Unit struct {
 	Text       string
 	CJK        bool
+	Joined     bool
 	Start, End int
 }
 
@@ -46,18 +52,26 @@ func isWordRune(r rune) bool {
 // Units cuts s into units. Invalid UTF-8 is treated as separators.
 func Units(s string) []Unit {
 	var (
-		out    []Unit
-		word   strings.Builder
-		wStart int
-		wEnd   int
-		folder = cases.Fold()
-		it     norm.Iter
+		out     []Unit
+		word    strings.Builder
+		wStart  int
+		wEnd    int
+		wJoined bool
+		gap     bool // a separator came after the last unit
+		folder  = cases.Fold()
+		it      norm.Iter
 	)
 	flush := func() {
 		if word.Len() > 0 {
-			out = append(out, Unit{Text: word.String(), Start: wStart, End: wEnd})
+			out = append(out, Unit{Text: word.String(), Joined: wJoined, Start: wStart, End: wEnd})
 			word.Reset()
 		}
+	}
+	// joined reports whether a unit starting now touches the one before it, and starts it.
+	joined := func() bool {
+		j := !gap && len(out) > 0
+		gap = false
+		return j
 	}
 	it.InitString(norm.NFKC, s)
 	for !it.Done() {
@@ -68,6 +82,7 @@ func Units(s string) []Unit {
 		end := it.Pos()
 		if !utf8.Valid(seg) {
 			flush()
+			gap = true
 			continue
 		}
 		// Most segments are one CJK character or one ASCII byte, which need no folding library.
@@ -84,15 +99,16 @@ func Units(s string) []Unit {
 			switch {
 			case IsCJK(r):
 				flush()
-				out = append(out, Unit{Text: string(r), CJK: true, Start: start, End: end})
+				out = append(out, Unit{Text: string(r), CJK: true, Joined: joined(), Start: start, End: end})
 			case isWordRune(r):
 				if word.Len() == 0 {
-					wStart = start
+					wStart, wJoined = start, joined()
 				}
 				word.WriteRune(r)
 				wEnd = end
 			default:
 				flush()
+				gap = true
 			}
 		}
 	}
@@ -109,7 +125,7 @@ const (
 )
 
 // IndexTokens returns the distinct index tokens of a text: every CJK character, every pair of
-// CJK characters that are neighbours among the units, and every word. A store keys them (HMAC)
+// joined CJK characters (nothing between them), and every word. A store keys them (HMAC)
 // before it keeps them.
 func IndexTokens(text string) []string {
 	units := Units(text)
@@ -127,7 +143,7 @@ func IndexTokens(text string) []string {
 			continue
 		}
 		add(unigramPrefix + u.Text)
-		if i+1 < len(units) && units[i+1].CJK {
+		if i+1 < len(units) && units[i+1].CJK && units[i+1].Joined {
 			add(bigramPrefix + u.Text + units[i+1].Text)
 		}
 	}
@@ -151,8 +167,8 @@ func termTokens(units []Unit) []string {
 			add(wordPrefix + u.Text)
 			continue
 		}
-		prevCJK := i > 0 && units[i-1].CJK
-		nextCJK := i+1 < len(units) && units[i+1].CJK
+		prevCJK := i > 0 && units[i-1].CJK && u.Joined
+		nextCJK := i+1 < len(units) && units[i+1].CJK && units[i+1].Joined
 		if nextCJK {
 			add(bigramPrefix + u.Text + units[i+1].Text)
 		}
@@ -163,7 +179,9 @@ func termTokens(units []Unit) []string {
 	return out
 }
 
-// contains reports whether want appears in have as a contiguous run of units.
+// contains reports whether want appears in have as a contiguous run of units, joined in have
+// wherever they are joined in want. Where want has a separator (a phrase's space), have may have
+// one or not: a separator in a query asks for nothing.
 func contains(have, want []Unit) (int, bool) {
 	if len(want) == 0 {
 		return 0, false
@@ -171,7 +189,7 @@ func contains(have, want []Unit) (int, bool) {
 outer:
 	for i := 0; i+len(want) <= len(have); i++ {
 		for j, w := range want {
-			if have[i+j].Text != w.Text {
+			if have[i+j].Text != w.Text || j > 0 && w.Joined && !have[i+j].Joined {
 				continue outer
 			}
 		}
