@@ -14,7 +14,7 @@ import (
 )
 
 // The oracle's canonical text: NFKC and case folding over the whole string, then every CJK
-// character and every run of letters and digits as one unit, each unit followed by joinedSep when
+// character, every run of letters (with their marks) and every run of digits as one unit, each unit followed by joinedSep when
 // the next unit touches it (上海, 合同v2) and by boundarySep when a space, punctuation or the end of
 // the text comes next.
 const (
@@ -27,7 +27,7 @@ func isSep(b byte) bool { return b == joinedSep[0] || b == boundarySep[0] }
 func canon(s string) string {
 	s = cases.Fold().String(norm.NFKC.String(s))
 	var b strings.Builder
-	word, gap := false, false
+	word, digits, gap := false, false, false
 	next := func() { // a unit starts: end the one before it
 		if b.Len() > 0 {
 			if gap {
@@ -47,8 +47,10 @@ func canon(s string) string {
 			b.WriteRune(r)
 			word = false
 		case letter:
-			if !word {
+			digit := unicode.IsDigit(r)
+			if !word || digit != digits && !unicode.In(r, unicode.Mn, unicode.Mc) {
 				next()
+				digits = digit
 			}
 			b.WriteRune(r)
 			word = true
@@ -139,11 +141,20 @@ func (q oracleQuery) matches(c string) bool {
 	return !slices.ContainsFunc(q.not, has)
 }
 
-func isCJKUnit(u string) bool {
+func isCJKUnit(u string) bool { return unitClass(u) == 0 }
+
+// unitClass: 0 for a CJK unit, 1 for letters, 2 for digits.
+func unitClass(u string) int {
 	for _, r := range u {
-		return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
+		switch {
+		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
+			return 0
+		case unicode.IsDigit(r):
+			return 2
+		}
+		return 1
 	}
-	return false
+	return 1
 }
 
 // termFrom picks a term of the given kind from a text's units, written as a user would type it.
@@ -196,11 +207,19 @@ func termFrom(r *rand.Rand, us []cunit, kind int) (typed string, term oterm, ok 
 			t[j].joined = false
 		}
 		return `"` + strings.Join(texts(us[i:i+n]), " ") + `"`, t, true
-	default: // mixed: a word and a CJK neighbour, typed without a space (合同v2, 北京meeting)
-		if i+2 > len(us) || isCJKUnit(us[i].text) == isCJKUnit(us[i+1].text) {
+	default: // mixed: two or three units of different kinds typed without a space (合同v2,
+		// 北京meeting, iphone15, po20231205合同), whether the text has them together or not
+		n := 2 + r.IntN(2)
+		if i+n > len(us) {
 			return "", nil, false
 		}
-		return us[i].text + us[i+1].text, together(us[i : i+2]), true
+		run := us[i : i+n]
+		for j := 1; j < n; j++ {
+			if c := unitClass(run[j].text); c != 0 && c == unitClass(run[j-1].text) {
+				return "", nil, false // typed together they would be one unit
+			}
+		}
+		return strings.Join(texts(run), ""), together(run), true
 	}
 }
 

@@ -49,6 +49,23 @@ func TestMatch(t *testing.T) {
 		{"合同v2", "请看合同v3", false},
 		{"北京meeting", "明天北京meeting取消", true},
 		{"meeting", "明天北京meeting取消", true},
+		// Letters and digits that touch are parts of one run, found alone and together.
+		{"iPhone", "iPhone15价格多少", true},
+		{"15", "iPhone15价格多少", true},
+		{"iphone15", "iPhone15价格多少", true},
+		{"IPHONE15价格", "iPhone15价格多少", true},
+		{"phone", "iPhone15价格多少", false},
+		{"iphone15", "iPhone 15", false},
+		{`"iphone 15"`, "iPhone15", true},
+		{"HT2024", "HT2024合同已签", true},
+		{"ht", "HT2024合同已签", true},
+		{"2024合同", "HT2024合同已签", true},
+		{"HT2024合同", "HT2024合同已签", true},
+		{"HT2025", "HT2024合同已签", false},
+		{"v2", "合同v2x", true},
+		{"2x", "合同v2x", true},
+		{"café2", "cafe\u0301 2", false},
+		{"café2", "CAFE\u03012", true},
 		// Words are whole words, compared after NFKC and case folding.
 		{"meet", "the meeting is at 3", false},
 		{"MEETING", "the Meeting is at 3", true},
@@ -91,7 +108,7 @@ func TestParseErrors(t *testing.T) {
 // tokens the term asks for. Checked over every contiguous run of units of varied texts.
 func TestIndexCoversEveryMatch(t *testing.T) {
 	t.Parallel()
-	texts := []string{"我家在上海东边", "老死，不相往来。上海 东边", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
+	texts := []string{"我家在上海东边", "老死，不相往来。上海 东边", "iPhone15价格 HT2024合同 po20231205-0042", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
 		"混合 mixed 中文 and English 文本", "ＦＵＬＬ　ｗｉｄｔｈ　全角"}
 	for _, text := range texts {
 		have := IndexTokens(text)

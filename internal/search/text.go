@@ -6,8 +6,10 @@
 //
 // Matching is defined on units, not bytes. Text is normalised (NFKC, then Unicode case folding, so
 // full-width and half-width forms and upper and lower case compare alike) and cut into units: every
-// CJK character (Han, kana, Hangul) is a unit of its own, every run of other letters, digits and
-// combining marks is a word unit, and everything else (spaces, punctuation, emoji) only separates.
+// CJK character (Han, kana, Hangul) is a unit of its own, every run of letters (with their
+// combining marks) and every run of digits is a word unit, and everything else (spaces,
+// punctuation, emoji) only separates. Letters and digits that touch are separate units that are
+// joined, so iPhone15 is the units iphone and 15: `iphone`, `15` and `iphone15` all find it.
 // A query term matches a message when the term's units appear in the message's units as a
 // contiguous run, and units the term writes together (nothing between them) are together in the
 // message too: a query's consecutive characters are consecutive in the text. So 上海 matches
@@ -57,6 +59,7 @@ func Units(s string) []Unit {
 		wStart  int
 		wEnd    int
 		wJoined bool
+		wDigit  bool
 		gap     bool // a separator came after the last unit
 		folder  = cases.Fold()
 		it      norm.Iter
@@ -101,8 +104,14 @@ func Units(s string) []Unit {
 				flush()
 				out = append(out, Unit{Text: string(r), CJK: true, Joined: joined(), Start: start, End: end})
 			case isWordRune(r):
+				// A letter after digits or a digit after letters starts a new unit, joined to
+				// the one before; a combining mark stays with what it marks.
+				digit := unicode.IsDigit(r)
+				if word.Len() > 0 && digit != wDigit && !unicode.In(r, unicode.Mn, unicode.Mc) {
+					flush()
+				}
 				if word.Len() == 0 {
-					wStart, wJoined = start, joined()
+					wStart, wJoined, wDigit = start, joined(), digit
 				}
 				word.WriteRune(r)
 				wEnd = end
@@ -122,10 +131,31 @@ const (
 	unigramPrefix = "1:"
 	bigramPrefix  = "2:"
 	wordPrefix    = "w:"
+	partsPrefix   = "j:" // two joined word units (iphone 15), space-separated
 )
 
-// IndexTokens returns the distinct index tokens of a text: every CJK character, every pair of
-// joined CJK characters (nothing between them), and every word. A store keys them (HMAC)
+// TokenizerVersion names the rules that turn text into index tokens. A store records the version
+// its index was built under and rebuilds the index when it opens under another, so an index never
+// lacks a token the running code asks for. Raise it with every change to Units, IndexTokens or
+// termTokens that adds or renames a token a query may ask for.
+const TokenizerVersion = 2
+
+// sameKind reports whether two units are both CJK or both word units: the pairs of units the
+// index keeps. A CJK character next to a word (合同v2) keeps no pair; the query asks for both
+// sides and the exact check decides.
+func sameKind(a, b Unit) bool { return a.CJK == b.CJK }
+
+// pairToken is the index token of two joined units of the same kind.
+func pairToken(a, b Unit) string {
+	if a.CJK {
+		return bigramPrefix + a.Text + b.Text
+	}
+	return partsPrefix + a.Text + " " + b.Text
+}
+
+// IndexTokens returns the distinct index tokens of a text: every CJK character, every word unit,
+// and every pair of joined units of the same kind (two CJK characters with nothing between them,
+// or the letters and digits of one run: iphone 15), so a run of units is found through its pairs. A store keys them (HMAC)
 // before it keeps them.
 func IndexTokens(text string) []string {
 	units := Units(text)
@@ -138,20 +168,20 @@ func IndexTokens(text string) []string {
 		}
 	}
 	for i, u := range units {
-		if !u.CJK {
+		if u.CJK {
+			add(unigramPrefix + u.Text)
+		} else {
 			add(wordPrefix + u.Text)
-			continue
 		}
-		add(unigramPrefix + u.Text)
-		if i+1 < len(units) && units[i+1].CJK && units[i+1].Joined {
-			add(bigramPrefix + u.Text + units[i+1].Text)
+		if i+1 < len(units) && units[i+1].Joined && sameKind(u, units[i+1]) {
+			add(pairToken(u, units[i+1]))
 		}
 	}
 	return out
 }
 
-// termTokens returns the index tokens every message matching a term's units must hold: its words,
-// its CJK pairs, and the CJK characters that have no CJK neighbour in the term. A message holding
+// termTokens returns the index tokens every message matching a term's units must hold: the pairs
+// of its joined units of the same kind, and each unit that is in no such pair. A message holding
 // them all is a candidate; the exact check decides.
 func termTokens(units []Unit) []string {
 	var out []string
@@ -163,17 +193,18 @@ func termTokens(units []Unit) []string {
 		}
 	}
 	for i, u := range units {
-		if !u.CJK {
-			add(wordPrefix + u.Text)
+		prev := i > 0 && u.Joined && sameKind(units[i-1], u)
+		next := i+1 < len(units) && units[i+1].Joined && sameKind(u, units[i+1])
+		if next {
+			add(pairToken(u, units[i+1]))
+		}
+		if prev || next {
 			continue
 		}
-		prevCJK := i > 0 && units[i-1].CJK && u.Joined
-		nextCJK := i+1 < len(units) && units[i+1].CJK && units[i+1].Joined
-		if nextCJK {
-			add(bigramPrefix + u.Text + units[i+1].Text)
-		}
-		if !prevCJK && !nextCJK {
+		if u.CJK {
 			add(unigramPrefix + u.Text)
+		} else {
+			add(wordPrefix + u.Text)
 		}
 	}
 	return out
