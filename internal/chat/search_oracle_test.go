@@ -7,13 +7,19 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
+	"testing"
 	"unicode"
 
+	"github.com/chatvault/chatvault/internal/search"
+	"github.com/liuzl/gocc"
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
-// The oracle's canonical text: NFKC and case folding over the whole string, then every CJK
+// The oracle's canonical text: NFKC and case folding over the whole string, traditional Chinese
+// characters folded to simplified ones (with internal/search's table: which characters are one
+// is data, not a matching rule the oracle should check against itself), then every CJK
 // character, every run of letters (with their marks) and every run of digits as one unit, each unit followed by joinedSep when
 // the next unit touches it (上海, 合同v2) and by boundarySep when a space, punctuation or the end of
 // the text comes next.
@@ -44,7 +50,7 @@ func canon(s string) string {
 		switch {
 		case cjk:
 			next()
-			b.WriteRune(r)
+			b.WriteRune(search.FoldHan(r))
 			word = false
 		case letter:
 			digit := unicode.IsDigit(r)
@@ -223,8 +229,26 @@ func termFrom(r *rand.Rand, us []cunit, kind int) (typed string, term oterm, ok 
 	}
 }
 
-// makeQuery draws a query from a text the searcher sees.
-func makeQuery(r *rand.Rand, s *searcher) (oracleQuery, bool) {
+var s2t = sync.OnceValues(func() (*gocc.OpenCC, error) { return gocc.New("s2t") })
+
+// traditional writes text in traditional characters, as a reader in Hong Kong or Taiwan would
+// (phrase by phrase, OpenCC's way, not the search's character folding).
+func traditional(tb testing.TB, text string) string {
+	tb.Helper()
+	cc, err := s2t()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cc.Convert(text)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// makeQuery draws a query from a text the searcher sees. A third of the queries are typed in
+// traditional characters (the corpus is mostly simplified, so these find text in the other script).
+func makeQuery(tb testing.TB, r *rand.Rand, s *searcher) (oracleQuery, bool) {
 	pick := func() []cunit {
 		return cunits(s.texts[s.refs[r.IntN(len(s.refs))]])
 	}
@@ -232,6 +256,11 @@ func makeQuery(r *rand.Rand, s *searcher) (oracleQuery, bool) {
 	typed, t, ok := termFrom(r, pick(), kind%7)
 	if !ok {
 		return oracleQuery{}, false
+	}
+	// Only where the conversion keeps the characters' meaning for search: OpenCC converts
+	// phrases, and a phrase may come out as characters that fold to other ones.
+	if tr := traditional(tb, typed); r.IntN(3) == 0 && canon(tr) == canon(typed) {
+		typed = tr
 	}
 	q := oracleQuery{text: typed, all: []oterm{t}}
 	switch r.IntN(10) {

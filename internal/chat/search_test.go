@@ -196,7 +196,11 @@ func testSearchIsExact(t *testing.T, size int, open func(*testing.T, string, *be
 		u := members[i%len(members)]
 		convs := d.UserConvs[u.ID]
 		c := d.Convs[convs[r.IntN(len(convs))]]
-		m, _, err := svc.Send(ctx, actor(u), c.ID, chat.SendRequest{ClientMsgID: fmt.Sprint("live-", i), Text: bench.Body(r)})
+		text := bench.Body(r)
+		if i%2 == 1 { // half of it written in traditional characters
+			text = traditional(t, text)
+		}
+		m, _, err := svc.Send(ctx, actor(u), c.ID, chat.SendRequest{ClientMsgID: fmt.Sprint("live-", i), Text: text})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +322,7 @@ func testSearchIsExact(t *testing.T, size int, open func(*testing.T, string, *be
 	answers := map[string][]string{}
 	for i := 0; queries < 360; i++ {
 		s := searchers[i%len(searchers)]
-		q, ok := makeQuery(r, s)
+		q, ok := makeQuery(t, r, s)
 		if !ok {
 			continue
 		}

@@ -213,6 +213,7 @@ func TestIndexOfAnOlderTokenizerIsRebuiltAtOpen(t *testing.T) {
 	c := w.conv(t)
 	w.send(t, db, c, "iPhone15价格多少", jan)
 	w.send(t, db, c, "HT2024合同已签", jan.Add(time.Minute))
+	w.send(t, db, c, "会议改到三楼", jan.Add(2*time.Minute))
 	db.Close()
 	conn := raw(t, url)
 	if _, err := conn.Exec(ctx, `DELETE FROM search_docs`); err != nil {
@@ -226,7 +227,7 @@ func TestIndexOfAnOlderTokenizerIsRebuiltAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for term, want := range map[string][]string{"iphone15": {"iPhone15价格多少"}, "ht2024": {"HT2024合同已签"}, "价格": {"iPhone15价格多少"}} {
+	for term, want := range map[string][]string{"iphone15": {"iPhone15价格多少"}, "ht2024": {"HT2024合同已签"}, "价格": {"iPhone15价格多少"}, "改到三樓": {"会议改到三楼"}} {
 		if got := find(t, db, w.org.ID, term, ""); !slices.Equal(got, want) {
 			t.Errorf("after the upgrade: %s finds %q, want %q", term, got, want)
 		}

@@ -66,6 +66,18 @@ func TestMatch(t *testing.T) {
 		{"2x", "合同v2x", true},
 		{"café2", "cafe\u0301 2", false},
 		{"café2", "CAFE\u03012", true},
+		// Traditional and simplified characters are folded alike, both ways, including the Hong
+		// Kong and Taiwan forms; a phrase that differs by more than its characters does not.
+		{"会议", "明天的會議改到三樓", true},
+		{"會議", "明天的会议改到三楼", true},
+		{"三楼会议", "三樓會議室", true},
+		{"头发", "剪頭髮", true},
+		{"发送", "請發送給張三", true},
+		{"里面", "在裡面", true},
+		{"里面", "在裏面", true},
+		{"卫生", "衞生間", true},
+		{"會議", "会谈", false},
+		{"软件", "軟體", false},
 		// Words are whole words, compared after NFKC and case folding.
 		{"meet", "the meeting is at 3", false},
 		{"MEETING", "the Meeting is at 3", true},
@@ -108,7 +120,7 @@ func TestParseErrors(t *testing.T) {
 // tokens the term asks for. Checked over every contiguous run of units of varied texts.
 func TestIndexCoversEveryMatch(t *testing.T) {
 	t.Parallel()
-	texts := []string{"我家在上海东边", "老死，不相往来。上海 东边", "iPhone15价格 HT2024合同 po20231205-0042", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
+	texts := []string{"我家在上海东边", "會議室裡的電腦，請於明天發送", "老死，不相往来。上海 东边", "iPhone15价格 HT2024合同 po20231205-0042", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
 		"混合 mixed 中文 and English 文本", "ＦＵＬＬ　ｗｉｄｔｈ　全角"}
 	for _, text := range texts {
 		have := IndexTokens(text)
@@ -175,5 +187,22 @@ func TestRelevancePrefersDenserMatches(t *testing.T) {
 	_, _, long := q.Match("合同" + strings.Repeat("其他内容", 30))
 	if short <= long {
 		t.Errorf("score of a short message all about the term %v <= a long one mentioning it once %v", short, long)
+	}
+}
+
+// Folding is a fixed point: a folded character folds to itself, so a query folded once and a text
+// folded once meet.
+func TestFoldHanIsIdempotent(t *testing.T) {
+	t.Parallel()
+	n := 0
+	for from := range hanFold() {
+		to := FoldHan(from)
+		if again := FoldHan(to); again != to {
+			t.Errorf("FoldHan(%q) = %q, but FoldHan(%q) = %q", from, to, to, again)
+		}
+		n++
+	}
+	if n < 4000 {
+		t.Errorf("fold table has %d entries, want the whole OpenCC character table (over 4,000)", n)
 	}
 }

@@ -5,7 +5,8 @@
 // queries through its single read path.
 //
 // Matching is defined on units, not bytes. Text is normalised (NFKC, then Unicode case folding, so
-// full-width and half-width forms and upper and lower case compare alike) and cut into units: every
+// full-width and half-width forms and upper and lower case compare alike, then traditional Chinese
+// characters folded to simplified ones, so 會議 and 会议 compare alike) and cut into units: every
 // CJK character (Han, kana, Hangul) is a unit of its own, every run of letters (with their
 // combining marks) and every run of digits is a word unit, and everything else (spaces,
 // punctuation, emoji) only separates. Letters and digits that touch are separate units that are
@@ -18,7 +19,7 @@
 // ask for nothing ("上海 东边" matches 上海东边 and 上海，东边).
 //
 // Nothing here is written by hand that a good library does: normalisation and case folding are
-// golang.org/x/text's. The cutting into units is ours because it is the definition of matching.
+// golang.org/x/text's, the traditional/simplified table is OpenCC's (fold.go). The cutting into units is ours because it is the definition of matching.
 package search
 
 import (
@@ -102,7 +103,7 @@ func Units(s string) []Unit {
 			switch {
 			case IsCJK(r):
 				flush()
-				out = append(out, Unit{Text: string(r), CJK: true, Joined: joined(), Start: start, End: end})
+				out = append(out, Unit{Text: string(FoldHan(r)), CJK: true, Joined: joined(), Start: start, End: end})
 			case isWordRune(r):
 				// A letter after digits or a digit after letters starts a new unit, joined to
 				// the one before; a combining mark stays with what it marks.
@@ -138,7 +139,7 @@ const (
 // its index was built under and rebuilds the index when it opens under another, so an index never
 // lacks a token the running code asks for. Raise it with every change to Units, IndexTokens or
 // termTokens that adds or renames a token a query may ask for.
-const TokenizerVersion = 2
+const TokenizerVersion = 3
 
 // sameKind reports whether two units are both CJK or both word units: the pairs of units the
 // index keeps. A CJK character next to a word (合同v2) keeps no pair; the query asks for both

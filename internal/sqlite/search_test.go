@@ -123,6 +123,7 @@ func TestIndexOfAnOlderTokenizerIsRebuiltAtOpen(t *testing.T) {
 	c := w.conv(t)
 	w.send(t, c, "iPhone15价格多少", jan)
 	w.send(t, c, "HT2024合同已签", jan.Add(time.Minute))
+	w.send(t, c, "会议改到三楼", jan.Add(2*time.Minute))
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestIndexOfAnOlderTokenizerIsRebuiltAtOpen(t *testing.T) {
 
 	db = openEncrypted(t, dir)
 	defer db.Close()
-	for term, want := range map[string][]int64{"iphone15": {1}, "15": {1}, "ht2024": {2}, "合同": {2}} {
+	for term, want := range map[string][]int64{"iphone15": {1}, "15": {1}, "ht2024": {2}, "合同": {2}, "會議": {3}} {
 		if got := findSeqs(t, db, w.org.ID, term); !slices.Equal(got, want) {
 			t.Errorf("after the upgrade: %s finds %v, want %v", term, got, want)
 		}
