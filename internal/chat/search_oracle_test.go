@@ -70,10 +70,12 @@ func canon(s string) string {
 	return b.String()
 }
 
-// cunit is a unit of a canonical text; joined: it touches the unit before it.
+// cunit is a unit of a canonical text; joined: it touches the unit before it. In a query term,
+// prefix: any unit starting with text matches.
 type cunit struct {
 	text   string
 	joined bool
+	prefix bool
 }
 
 // cunits splits a canonical text back into its units.
@@ -119,7 +121,7 @@ func (t oterm) in(c string) bool {
 				break
 			}
 			i += at
-			if (i == 0 || isSep(c[i-1])) && isSep(c[i+len(f)]) {
+			if (i == 0 || isSep(c[i-1])) && (t[len(t)-1].prefix || isSep(c[i+len(f)])) {
 				return true
 			}
 			at = i + 1
@@ -198,9 +200,13 @@ func termFrom(r *rand.Rand, us []cunit, kind int) (typed string, term oterm, ok 
 			}
 		}
 		return strings.Join(texts(run), ""), together(run), true
-	case 4: // a word, typed in upper case
+	case 4: // a word, typed in upper case; or the start of a word of letters, as a prefix
 		if isCJKUnit(us[i].text) {
 			return "", nil, false
+		}
+		if rs := []rune(us[i].text); unitClass(us[i].text) == 1 && len(rs) >= 2 && r.IntN(2) == 0 {
+			p := string(rs[:2+r.IntN(len(rs)-1)])
+			return strings.ToUpper(p) + "*", oterm{{text: p, prefix: true}}, true
 		}
 		return strings.ToUpper(us[i].text), oterm{{text: us[i].text}}, true
 	case 5: // a quoted phrase of two or three units

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // matches parses q and checks text against it.
@@ -78,6 +79,19 @@ func TestMatch(t *testing.T) {
 		{"卫生", "衞生間", true},
 		{"會議", "会谈", false},
 		{"软件", "軟體", false},
+		// word* finds the words that start with it, the word itself included.
+		{"meet*", "the meeting is at 3", true},
+		{"meet*", "let us meet", true},
+		{"MEETI*", "Meetings all day", true},
+		{"meetings*", "the meeting is at 3", false},
+		{"meetin*", "the meeting is at 3", true},
+		{"eting*", "the meeting is at 3", false},
+		{"rev*", "请review一下", true},
+		{"iphone*", "iPhone15价格", true},
+		{"会议 rev*", "会议前review", true},
+		{"会议 rev*", "会议前 preview", false},
+		{`"quarterly rep*"`, "the quarterly report", false}, // no prefixes inside a phrase
+		{"-meet* call", "call about the meeting", false},
 		// Words are whole words, compared after NFKC and case folding.
 		{"meet", "the meeting is at 3", false},
 		{"MEETING", "the Meeting is at 3", true},
@@ -109,7 +123,7 @@ func TestMatch(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
-	for _, q := range []string{"", "   ", "-上海", `-"a b"`, "!!! ???", strings.Repeat("a ", 17), strings.Repeat("长", 257), "\xff"} {
+	for _, q := range []string{"m*", "2024*", "合同 a*", "", "   ", "-上海", `-"a b"`, "!!! ???", strings.Repeat("a ", 17), strings.Repeat("长", 257), "\xff"} {
 		if _, err := Parse(q); err == nil {
 			t.Errorf("Parse(%q) = nil error, want an error", q)
 		}
@@ -117,24 +131,48 @@ func TestParseErrors(t *testing.T) {
 }
 
 // The index never misses: for every term a text matches, the text's index tokens include all the
-// tokens the term asks for. Checked over every contiguous run of units of varied texts.
+// tokens the term asks for (in one of its alternatives). Checked over every contiguous run of units
+// of varied texts, and over the same runs with the last unit cut to each prefix of two letters or
+// more, as a prefix query.
 func TestIndexCoversEveryMatch(t *testing.T) {
 	t.Parallel()
 	texts := []string{"我家在上海东边", "會議室裡的電腦，請於明天發送", "老死，不相往来。上海 东边", "iPhone15价格 HT2024合同 po20231205-0042", "请看合同v2的第三条, OK?", "北京meeting 改到 3 点", "テストです 한국어 텍스트", "plain english words only",
-		"混合 mixed 中文 and English 文本", "ＦＵＬＬ　ｗｉｄｔｈ　全角"}
+		"混合 mixed 中文 and English 文本", "ＦＵＬＬ　ｗｉｄｔｈ　全角", "meetings about the quarterly reviews, Überweisung ok"}
 	for _, text := range texts {
 		have := IndexTokens(text)
 		units := Units(text)
 		for i := range units {
 			for j := i + 1; j <= len(units); j++ {
-				for _, need := range termTokens(units[i:j]) {
-					if !slices.Contains(have, need) {
-						t.Errorf("%q: the run %v needs token %q the index lacks", text, units[i:j], need)
+				run := slices.Clone(units[i:j])
+				covered(t, text, have, run)
+				last := &run[len(run)-1]
+				if !isLetters(*last) {
+					continue
+				}
+				word := last.Text
+				for k := range word {
+					if k > 0 && utf8.RuneCountInString(word[:k]) >= minPrefix {
+						last.Text, last.Prefix = word[:k], true
+						covered(t, text, have, run)
 					}
 				}
+				last.Text = word
+				covered(t, text, have, run) // a prefix as long as the word
 			}
 		}
 	}
+}
+
+// covered checks that the index tokens have hold one of the alternatives a run of units asks for.
+func covered(t *testing.T, text string, have []string, run []Unit) {
+	t.Helper()
+	alts := termTokens(run)
+	for _, need := range alts {
+		if !slices.ContainsFunc(need, func(tok string) bool { return !slices.Contains(have, tok) }) {
+			return
+		}
+	}
+	t.Errorf("%q: the run %v needs one of %q, which the index lacks", text, run, alts)
 }
 
 func TestSnippetMarksMatches(t *testing.T) {
@@ -204,5 +242,34 @@ func TestFoldHanIsIdempotent(t *testing.T) {
 	}
 	if n < 4000 {
 		t.Errorf("fold table has %d entries, want the whole OpenCC character table (over 4,000)", n)
+	}
+}
+
+// Search as you type: the last word is a prefix while it is being typed, and a whole word once a
+// space follows it.
+func TestPrefixLast(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		query, text string
+		want        bool
+	}{
+		{"会议 rev", "会议前review", true},
+		{"会议 rev ", "会议前review", false},
+		{"meeting note", "meeting notebook", true},
+		{"notes meeting", "meeting notebook", false}, // only the last word
+		{"r", "review", false},                       // one letter: read as it is
+		{"r", "r", true},
+		{"合同", "合同书", true},
+		{"review -prev", "review preview", true}, // an exclusion is never a prefix
+		{`"quarterly rep"`, "quarterly report", false},
+	}
+	for _, tc := range tests {
+		q, err := ParseWith(tc.query, Options{PrefixLast: true})
+		if err != nil {
+			t.Fatalf("ParseWith(%q) = %v", tc.query, err)
+		}
+		if ok, _, _ := q.Match(tc.text); ok != tc.want {
+			t.Errorf("typing %q on %q: match = %v, want %v", tc.query, tc.text, ok, tc.want)
+		}
 	}
 }

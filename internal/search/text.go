@@ -35,10 +35,14 @@ import (
 // the byte offsets in the original text of the characters it came from. Joined is set when the unit
 // follows the one before it with nothing between them (上海, 合同v2): only joined units are
 // neighbours in the sense of matching, so 死不 does not match 老死，不相往来.
+//
+// Prefix is set only on a query's unit: it matches any word unit that starts with its letters
+// (meet* finds meeting).
 type Unit struct {
 	Text       string
 	CJK        bool
 	Joined     bool
+	Prefix     bool
 	Start, End int
 }
 
@@ -133,13 +137,48 @@ const (
 	bigramPrefix  = "2:"
 	wordPrefix    = "w:"
 	partsPrefix   = "j:" // two joined word units (iphone 15), space-separated
+	prefixPrefix  = "p:" // the first letters of a longer word
 )
+
+// Prefix tokens: a word of letters is indexed under each of its first minPrefix to maxPrefix
+// letters that are shorter than the word itself (meeting: me, mee, meet, meeti). A query prefix
+// longer than maxPrefix asks for its first maxPrefix letters and leaves the rest to the exact
+// check. The bound keeps the index's growth fixed per word, whatever its length; see
+// docs/decisions.md for the measured growth.
+const (
+	minPrefix = 2
+	maxPrefix = 5
+)
+
+// isLetters reports whether a unit is a word of letters (not digits, not CJK): the units that
+// have prefixes in the index.
+func isLetters(u Unit) bool {
+	if u.CJK {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(u.Text)
+	return !unicode.IsDigit(r)
+}
+
+// prefixTokens adds the prefix tokens of a word unit.
+func prefixTokens(u Unit, add func(string)) {
+	if !isLetters(u) {
+		return
+	}
+	n := 0
+	for i := range u.Text {
+		if n >= minPrefix && n <= maxPrefix {
+			add(prefixPrefix + u.Text[:i])
+		}
+		n++
+	}
+}
 
 // TokenizerVersion names the rules that turn text into index tokens. A store records the version
 // its index was built under and rebuilds the index when it opens under another, so an index never
 // lacks a token the running code asks for. Raise it with every change to Units, IndexTokens or
 // termTokens that adds or renames a token a query may ask for.
-const TokenizerVersion = 3
+const TokenizerVersion = 4
 
 // sameKind reports whether two units are both CJK or both word units: the pairs of units the
 // index keeps. A CJK character next to a word (合同v2) keeps no pair; the query asks for both
@@ -173,6 +212,7 @@ func IndexTokens(text string) []string {
 			add(unigramPrefix + u.Text)
 		} else {
 			add(wordPrefix + u.Text)
+			prefixTokens(u, add)
 		}
 		if i+1 < len(units) && units[i+1].Joined && sameKind(u, units[i+1]) {
 			add(pairToken(u, units[i+1]))
@@ -181,21 +221,37 @@ func IndexTokens(text string) []string {
 	return out
 }
 
-// termTokens returns the index tokens every message matching a term's units must hold: the pairs
-// of its joined units of the same kind, and each unit that is in no such pair. A message holding
-// them all is a candidate; the exact check decides.
-func termTokens(units []Unit) []string {
-	var out []string
-	seen := map[string]bool{}
+// termTokens returns the index tokens every message matching a term's units must hold, as
+// alternatives (any one set, all of its tokens): the pairs of its joined units of the same kind,
+// and each unit that is in no such pair. A prefix unit pairs with nothing and asks for its prefix
+// token, or, when it is short enough to be a whole word, for that word instead. A message holding
+// one set is a candidate; the exact check decides.
+func termTokens(units []Unit) [][]string {
+	var (
+		out  []string
+		seen = map[string]bool{}
+		last string // the whole-word alternative of a short prefix
+	)
 	add := func(t string) {
 		if !seen[t] {
 			seen[t] = true
 			out = append(out, t)
 		}
 	}
+	pairs := func(a, b Unit) bool { return b.Joined && sameKind(a, b) && !a.Prefix && !b.Prefix }
 	for i, u := range units {
-		prev := i > 0 && u.Joined && sameKind(units[i-1], u)
-		next := i+1 < len(units) && units[i+1].Joined && sameKind(u, units[i+1])
+		if u.Prefix {
+			p := u.Text
+			if n := utf8.RuneCountInString(p); n > maxPrefix {
+				p = p[:runeOffset(p, maxPrefix)]
+			} else {
+				last = wordPrefix + u.Text
+			}
+			add(prefixPrefix + p)
+			continue
+		}
+		prev := i > 0 && pairs(units[i-1], u)
+		next := i+1 < len(units) && pairs(u, units[i+1])
 		if next {
 			add(pairToken(u, units[i+1]))
 		}
@@ -208,7 +264,27 @@ func termTokens(units []Unit) []string {
 			add(wordPrefix + u.Text)
 		}
 	}
-	return out
+	if last == "" {
+		return [][]string{out}
+	}
+	whole := make([]string, 0, len(out))
+	for _, t := range out {
+		if !strings.HasPrefix(t, prefixPrefix) {
+			whole = append(whole, t)
+		}
+	}
+	return [][]string{out, append(whole, last)}
+}
+
+// runeOffset is the byte offset of the n-th rune of s.
+func runeOffset(s string, n int) int {
+	for i := range s {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(s)
 }
 
 // contains reports whether want appears in have as a contiguous run of units, joined in have
@@ -221,7 +297,15 @@ func contains(have, want []Unit) (int, bool) {
 outer:
 	for i := 0; i+len(want) <= len(have); i++ {
 		for j, w := range want {
-			if have[i+j].Text != w.Text || j > 0 && w.Joined && !have[i+j].Joined {
+			h := have[i+j]
+			if j > 0 && w.Joined && !h.Joined {
+				continue outer
+			}
+			if w.Prefix {
+				if h.CJK || !strings.HasPrefix(h.Text, w.Text) {
+					continue outer
+				}
+			} else if h.Text != w.Text {
 				continue outer
 			}
 		}
