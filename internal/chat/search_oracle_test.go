@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/chatvault/chatvault/internal/search"
 	"github.com/liuzl/gocc"
@@ -153,14 +154,12 @@ func isCJKUnit(u string) bool { return unitClass(u) == 0 }
 
 // unitClass: 0 for a CJK unit, 1 for letters, 2 for digits.
 func unitClass(u string) int {
-	for _, r := range u {
-		switch {
-		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
-			return 0
-		case unicode.IsDigit(r):
-			return 2
-		}
-		return 1
+	r, _ := utf8.DecodeRuneInString(u)
+	switch {
+	case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
+		return 0
+	case unicode.IsDigit(r):
+		return 2
 	}
 	return 1
 }
