@@ -51,8 +51,10 @@ func drawTerm(r *rand.Rand, text string, kind int) (string, bool) {
 		return "", false
 	}
 	var b strings.Builder
-	for _, u := range us[i : i+kind] {
-		if !u.CJK {
+	for j, u := range us[i : i+kind] {
+		// Characters that touch in the text, as a person copies a word: a run across punctuation
+		// finds nothing under the search's rules and would make the query mix cheaper.
+		if !u.CJK || j > 0 && !u.Joined {
 			return "", false
 		}
 		b.WriteString(u.Text)

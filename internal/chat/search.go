@@ -48,6 +48,8 @@ type SearchRequest struct {
 	Sort           string
 	Cursor         string
 	Limit          int
+	// Prefix reads the query's last word as a prefix while it is being typed (search as you type).
+	Prefix bool
 }
 
 // SearchHit is one message found, where it is, and the part of it that matched.
@@ -97,7 +99,7 @@ func (sc *searchScope) visible(m *chatvault.Message) bool {
 // visibility (membership windows, cleared history, hides, their own retention window; recalled,
 // expired and purged messages are never candidates), before it is shown.
 func (s *Service) Search(ctx context.Context, a chatvault.Actor, req SearchRequest) (*SearchPage, error) {
-	q, err := search.Parse(req.Query)
+	q, err := search.ParseWith(req.Query, search.Options{PrefixLast: req.Prefix})
 	if err != nil {
 		var msg string
 		if errors.Is(err, search.ErrQuery) {

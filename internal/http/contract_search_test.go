@@ -96,6 +96,11 @@ func contractSearch(t *testing.T, c *contract) {
 	want("alice replies only", ts.searchIDs(alice.Token, q("q", "meeting", "has_reply", "true")), reply)
 	want("alice in the conversation, relevance", ts.searchIDs(alice.Token, q("q", "上海", "conversation_id", g.ID, "sort", "relevance", "limit", "1")), secret, home, contract)
 	want("alice paged by one", ts.searchIDs(alice.Token, q("q", "上海", "limit", "1")), secret, contract, home)
+	want("alice prefix", ts.searchIDs(alice.Token, q("q", "meet*")), reply, meeting)
+	want("alice as she types", ts.searchIDs(alice.Token, q("q", "北京 mee", "prefix", "true")), meeting)
+	want("alice typed a space", ts.searchIDs(alice.Token, q("q", "北京 mee ", "prefix", "true")))
+	want("alice traditional", ts.searchIDs(alice.Token, q("q", "東邊")), home)
+	want("alice a digit part", ts.searchIDs(alice.Token, q("q", "2")), contract)
 
 	// Never a hit for a non-member, and their conversation filter reads as not found.
 	want("carol", ts.searchIDs(carol.Token, q("q", "上海")))
@@ -154,6 +159,8 @@ func contractSearch(t *testing.T, c *contract) {
 		{"q=x&from=yesterday", "from", false},
 		{"q=x&from=2026-03-01&to=2026-02-01", "to", false},
 		{"q=x&has_reply=maybe", "has_reply", true},
+		{"q=x&prefix=maybe", "prefix", true},
+		{"q=m*", "q", false},
 		{"q=x&q=y", "q", false},
 	} {
 		call := func() {

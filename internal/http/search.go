@@ -14,7 +14,7 @@ import (
 
 // searchParams are the query parameters GET /api/v1/search knows; any other is refused by name,
 // so a misspelt filter never silently widens a search.
-var searchParams = []string{"q", "scope", "conversation_id", "sender_id", "from", "to", "has_reply", "edited", "sort", "cursor", "limit"}
+var searchParams = []string{"q", "scope", "conversation_id", "sender_id", "from", "to", "has_reply", "edited", "sort", "cursor", "limit", "prefix"}
 
 func (s *Server) search(w http.ResponseWriter, r *http.Request, a chatvault.Actor) error {
 	req, err := ParseSearch(r.URL.Query())
@@ -73,6 +73,13 @@ func ParseSearch(q url.Values) (chat.SearchRequest, error) {
 			}
 			*b.dst = &on
 		}
+	}
+	if v := q.Get("prefix"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return req, chatvault.Invalidf("prefix", "prefix is true or false, not %q", v)
+		}
+		req.Prefix = on
 	}
 	limit, err := QueryInt(q, "limit", chat.MaxSearchLimit)
 	if err != nil {

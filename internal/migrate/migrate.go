@@ -33,15 +33,17 @@ const DefaultBatch = 5000
 const progressEvery = 20
 
 // seeded are the target tables its schema fills with their one row (the event counter, the
-// encryption state): copied by replacing those rows, not by appending.
-var seeded = []string{"counters", "store_encryption"}
+// encryption state, the search index's tokenizer version): copied by replacing those rows, not by
+// appending.
+var seeded = []string{"counters", "store_encryption", "search_state"}
 
 // rebuilt are source tables and columns the target store derives again from the data and so does
-// not need (by table or as table.column): the SQLite search index and its progress flag. The
+// not need (by table or as table.column): the SQLite search index, its progress flag and its
+// tokenizer version (PostgreSQL keeps its own in search_state). The
 // PostgreSQL store indexes the copied messages when it is next opened (their copied document
 // numbers have no index entries behind them, and it notices), under the orgs' index keys, which
 // are copied with the data keys.
-var rebuilt = []string{"search_index", "store_encryption.search_indexed"}
+var rebuilt = []string{"search_index", "store_encryption.search_indexed", "store_encryption.search_tokenizer"}
 
 // firstTables are copied before the others, in this order: the wrapped keys before any data that
 // needs them (a copy stopped half-way must still open with its keys), the seeded rows (the store

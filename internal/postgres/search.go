@@ -184,6 +184,9 @@ func (db *DB) indexBacklog(ctx context.Context) error {
 	if err := db.forgetCopiedDocs(ctx); err != nil {
 		return err
 	}
+	if err := db.dropStaleIndex(ctx); err != nil {
+		return err
+	}
 	for {
 		n := 0
 		err := db.update(ctx, func(ctx context.Context, tx *wtx) error {
@@ -258,6 +261,37 @@ func (db *DB) indexChunk(ctx context.Context, tx *wtx) (int, error) {
 		return 0, fmt.Errorf("insert outbox: %w", err)
 	}
 	return len(ms), nil
+}
+
+// dropStaleIndex empties an index built under another tokenizer version (see search_state): its
+// tokens are not the ones the running code asks for. The backlog then indexes every message
+// again. Emptying and recording the new version are one transaction, under the backlog lock, so
+// of processes that open together one drops the index and the others find the version current.
+func (db *DB) dropStaleIndex(ctx context.Context) error {
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(backlogLock)); err != nil {
+			return fmt.Errorf("take backlog lock: %w", err)
+		}
+		var version int
+		if err := tx.QueryRow(ctx, `SELECT tokenizer FROM search_state`).Scan(&version); err != nil {
+			return fmt.Errorf("read search index version: %w", err)
+		}
+		if version == search.TokenizerVersion {
+			return nil
+		}
+		for _, q := range []string{
+			`DELETE FROM search_docs`,
+			`UPDATE messages SET doc = NULL WHERE doc IS NOT NULL`,
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("drop search index of tokenizer %d: %w", version, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE search_state SET tokenizer = $1`, search.TokenizerVersion); err != nil {
+			return fmt.Errorf("record search index version: %w", err)
+		}
+		return nil
+	})
 }
 
 // forgetCopiedDocs clears document numbers that have no index entry behind them: chatvault

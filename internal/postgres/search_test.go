@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
@@ -197,5 +198,42 @@ func TestBacklogRebuildsTheIndex(t *testing.T) {
 	defer db.Close()
 	if got := find(t, db, w.org.ID, "好", ""); len(got) != 2 {
 		t.Errorf("after a copy: search 好 = %q, want 2", got)
+	}
+}
+
+// An index built under an older tokenizer is dropped and built again the first time a newer one
+// opens the database (see the SQLite store's test of the same name for how the old index is stood
+// for).
+func TestIndexOfAnOlderTokenizerIsRebuiltAtOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kr := fileKeyring(t)
+	db, url := open(t, postgres.Options{Keyring: kr})
+	w := newWorld(t, db)
+	c := w.conv(t)
+	w.send(t, db, c, "iPhone15价格多少", jan)
+	w.send(t, db, c, "HT2024合同已签", jan.Add(time.Minute))
+	w.send(t, db, c, "会议改到三楼", jan.Add(2*time.Minute))
+	db.Close()
+	conn := raw(t, url)
+	if _, err := conn.Exec(ctx, `DELETE FROM search_docs`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE search_state SET tokenizer = 1`); err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, url, postgres.Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for term, want := range map[string][]string{"iphone15": {"iPhone15价格多少"}, "ht2024": {"HT2024合同已签"}, "价格": {"iPhone15价格多少"}, "改到三樓": {"会议改到三楼"}} {
+		if got := find(t, db, w.org.ID, term, ""); !slices.Equal(got, want) {
+			t.Errorf("after the upgrade: %s finds %q, want %q", term, got, want)
+		}
+	}
+	var version int
+	if err := conn.QueryRow(ctx, `SELECT tokenizer FROM search_state`).Scan(&version); err != nil || version != search.TokenizerVersion {
+		t.Errorf("recorded tokenizer version = %d (%v), want %d", version, err, search.TokenizerVersion)
 	}
 }

@@ -43,10 +43,22 @@ func (e *queryError) Unwrap() error { return ErrQuery }
 
 func queryErr(msg string) error { return &queryError{msg: msg} }
 
-// Parse reads the query language: words and CJK text (a run without spaces is one term),
-// "exact phrases", -exclusions (-word or -"phrase"), and OR between two terms. Terms are AND-ed.
-// OR binds tighter than AND: `合同 v1 OR v2` means 合同 and (v1 or v2).
-func Parse(s string) (*Query, error) {
+// Options change how a query is read.
+type Options struct {
+	// PrefixLast reads the last word as a prefix, as if it ended in *, when the query does not
+	// end in a space: search as you type. A last word that cannot be a prefix (fewer than two
+	// letters, digits, CJK, a phrase, an exclusion) is read as it is.
+	PrefixLast bool
+}
+
+// Parse reads a query with the default Options.
+func Parse(s string) (*Query, error) { return ParseWith(s, Options{}) }
+
+// ParseWith reads the query language: words and CJK text (a run without spaces is one term),
+// "exact phrases", -exclusions (-word or -"phrase"), OR between two terms, and word* for the words
+// that start with a prefix of at least two letters. Terms are AND-ed. OR binds tighter than AND:
+// `合同 v1 OR v2` means 合同 and (v1 or v2).
+func ParseWith(s string, o Options) (*Query, error) {
 	if !utf8.ValidString(s) {
 		return nil, queryErr("the query is not valid UTF-8")
 	}
@@ -90,6 +102,12 @@ func Parse(s string) (*Query, error) {
 		units := Units(raw)
 		if len(units) == 0 {
 			continue // punctuation or emoji alone: nothing to look for
+		}
+		if !phrase {
+			typing := o.PrefixLast && !not && rest == "" && !unicode.IsSpace(lastRune(s))
+			if err := markPrefix(raw, units, typing); err != nil {
+				return nil, err
+			}
 		}
 		atoms = append(atoms, atom{term: Term{Text: raw, Phrase: phrase, Units: units}, not: not})
 	}
@@ -138,11 +156,38 @@ func (q *Query) Tokens() [][][]string {
 		}
 		var alts [][]string
 		for _, t := range c.Terms {
-			alts = append(alts, termTokens(t.Units))
+			alts = append(alts, termTokens(t.Units)...)
 		}
 		out = append(out, alts)
 	}
 	return out
+}
+
+// markPrefix marks the last unit of a bare term as a prefix when the term ends in * right after
+// it, or when typing (search as you type) and it ends the term. An explicit * that cannot work
+// is refused, so that m* does not quietly mean the word m.
+func markPrefix(raw string, units []Unit, typing bool) error {
+	u := &units[len(units)-1]
+	starred := strings.HasSuffix(raw, "*") && u.End == len(raw)-1
+	if !starred && !(typing && u.End == len(raw)) {
+		return nil
+	}
+	if u.CJK {
+		return nil // a CJK character already matches inside any run: the * adds nothing
+	}
+	if !isLetters(*u) || utf8.RuneCountInString(u.Text) < minPrefix {
+		if !starred {
+			return nil
+		}
+		return queryErr("a prefix needs at least two letters before the * (" + raw + ")")
+	}
+	u.Prefix = true
+	return nil
+}
+
+func lastRune(s string) rune {
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return r
 }
 
 // Span is a byte range of the original text that matched a term.

@@ -5,15 +5,21 @@
 // queries through its single read path.
 //
 // Matching is defined on units, not bytes. Text is normalised (NFKC, then Unicode case folding, so
-// full-width and half-width forms and upper and lower case compare alike) and cut into units: every
-// CJK character (Han, kana, Hangul) is a unit of its own, every run of other letters, digits and
-// combining marks is a word unit, and everything else (spaces, punctuation, emoji) only separates.
+// full-width and half-width forms and upper and lower case compare alike, then traditional Chinese
+// characters folded to simplified ones, so 會議 and 会议 compare alike) and cut into units: every
+// CJK character (Han, kana, Hangul) is a unit of its own, every run of letters (with their
+// combining marks) and every run of digits is a word unit, and everything else (spaces,
+// punctuation, emoji) only separates. Letters and digits that touch are separate units that are
+// joined, so iPhone15 is the units iphone and 15: `iphone`, `15` and `iphone15` all find it.
 // A query term matches a message when the term's units appear in the message's units as a
-// contiguous run. So 上海 matches 我家在上海东边, 合同v2 matches "合同 V2", "meet" does not match
-// "meeting", and a phrase in quotes is the same rule over several words.
+// contiguous run, and units the term writes together (nothing between them) are together in the
+// message too: a query's consecutive characters are consecutive in the text. So 上海 matches
+// 我家在上海东边, 死不 does not match 老死，不相往来 and 合同v2 does not match "合同 V2", "meet" does
+// not match "meeting", and a phrase in quotes is the same rule over several words, whose spaces
+// ask for nothing ("上海 东边" matches 上海东边 and 上海，东边).
 //
 // Nothing here is written by hand that a good library does: normalisation and case folding are
-// golang.org/x/text's. The cutting into units is ours because it is the definition of matching.
+// golang.org/x/text's, the traditional/simplified table is OpenCC's (fold.go). The cutting into units is ours because it is the definition of matching.
 package search
 
 import (
@@ -26,10 +32,17 @@ import (
 )
 
 // Unit is one searchable piece of a text: a CJK character or a word, normalised. Start and End are
-// the byte offsets in the original text of the characters it came from.
+// the byte offsets in the original text of the characters it came from. Joined is set when the unit
+// follows the one before it with nothing between them (上海, 合同v2): only joined units are
+// neighbours in the sense of matching, so 死不 does not match 老死，不相往来.
+//
+// Prefix is set only on a query's unit: it matches any word unit that starts with its letters
+// (meet* finds meeting).
 type Unit struct {
 	Text       string
 	CJK        bool
+	Joined     bool
+	Prefix     bool
 	Start, End int
 }
 
@@ -46,18 +59,27 @@ func isWordRune(r rune) bool {
 // Units cuts s into units. Invalid UTF-8 is treated as separators.
 func Units(s string) []Unit {
 	var (
-		out    []Unit
-		word   strings.Builder
-		wStart int
-		wEnd   int
-		folder = cases.Fold()
-		it     norm.Iter
+		out     []Unit
+		word    strings.Builder
+		wStart  int
+		wEnd    int
+		wJoined bool
+		wDigit  bool
+		gap     bool // a separator came after the last unit
+		folder  = cases.Fold()
+		it      norm.Iter
 	)
 	flush := func() {
 		if word.Len() > 0 {
-			out = append(out, Unit{Text: word.String(), Start: wStart, End: wEnd})
+			out = append(out, Unit{Text: word.String(), Joined: wJoined, Start: wStart, End: wEnd})
 			word.Reset()
 		}
+	}
+	// joined reports whether a unit starting now touches the one before it, and starts it.
+	joined := func() bool {
+		j := !gap && len(out) > 0
+		gap = false
+		return j
 	}
 	it.InitString(norm.NFKC, s)
 	for !it.Done() {
@@ -68,6 +90,7 @@ func Units(s string) []Unit {
 		end := it.Pos()
 		if !utf8.Valid(seg) {
 			flush()
+			gap = true
 			continue
 		}
 		// Most segments are one CJK character or one ASCII byte, which need no folding library.
@@ -84,15 +107,22 @@ func Units(s string) []Unit {
 			switch {
 			case IsCJK(r):
 				flush()
-				out = append(out, Unit{Text: string(r), CJK: true, Start: start, End: end})
+				out = append(out, Unit{Text: string(FoldHan(r)), CJK: true, Joined: joined(), Start: start, End: end})
 			case isWordRune(r):
+				// A letter after digits or a digit after letters starts a new unit, joined to
+				// the one before; a combining mark stays with what it marks.
+				digit := unicode.IsDigit(r)
+				if word.Len() > 0 && digit != wDigit && !unicode.In(r, unicode.Mn, unicode.Mc) {
+					flush()
+				}
 				if word.Len() == 0 {
-					wStart = start
+					wStart, wJoined, wDigit = start, joined(), digit
 				}
 				word.WriteRune(r)
 				wEnd = end
 			default:
 				flush()
+				gap = true
 			}
 		}
 	}
@@ -106,10 +136,66 @@ const (
 	unigramPrefix = "1:"
 	bigramPrefix  = "2:"
 	wordPrefix    = "w:"
+	partsPrefix   = "j:" // two joined word units (iphone 15), space-separated
+	prefixPrefix  = "p:" // the first letters of a longer word
 )
 
-// IndexTokens returns the distinct index tokens of a text: every CJK character, every pair of
-// CJK characters that are neighbours among the units, and every word. A store keys them (HMAC)
+// Prefix tokens: a word of letters is indexed under each of its first minPrefix to maxPrefix
+// letters that are shorter than the word itself (meeting: me, mee, meet, meeti). A query prefix
+// longer than maxPrefix asks for its first maxPrefix letters and leaves the rest to the exact
+// check. The bound keeps the index's growth fixed per word, whatever its length; see
+// docs/decisions.md for the measured growth.
+const (
+	minPrefix = 2
+	maxPrefix = 5
+)
+
+// isLetters reports whether a unit is a word of letters (not digits, not CJK): the units that
+// have prefixes in the index.
+func isLetters(u Unit) bool {
+	if u.CJK {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(u.Text)
+	return !unicode.IsDigit(r)
+}
+
+// prefixTokens adds the prefix tokens of a word unit.
+func prefixTokens(u Unit, add func(string)) {
+	if !isLetters(u) {
+		return
+	}
+	n := 0
+	for i := range u.Text {
+		if n >= minPrefix && n <= maxPrefix {
+			add(prefixPrefix + u.Text[:i])
+		}
+		n++
+	}
+}
+
+// TokenizerVersion names the rules that turn text into index tokens. A store records the version
+// its index was built under and rebuilds the index when it opens under another, so an index never
+// lacks a token the running code asks for. Raise it with every change to Units, IndexTokens or
+// termTokens that adds or renames a token a query may ask for.
+const TokenizerVersion = 4
+
+// sameKind reports whether two units are both CJK or both word units: the pairs of units the
+// index keeps. A CJK character next to a word (合同v2) keeps no pair; the query asks for both
+// sides and the exact check decides.
+func sameKind(a, b Unit) bool { return a.CJK == b.CJK }
+
+// pairToken is the index token of two joined units of the same kind.
+func pairToken(a, b Unit) string {
+	if a.CJK {
+		return bigramPrefix + a.Text + b.Text
+	}
+	return partsPrefix + a.Text + " " + b.Text
+}
+
+// IndexTokens returns the distinct index tokens of a text: every CJK character, every word unit,
+// and every pair of joined units of the same kind (two CJK characters with nothing between them,
+// or the letters and digits of one run: iphone 15), so a run of units is found through its pairs. A store keys them (HMAC)
 // before it keeps them.
 func IndexTokens(text string) []string {
 	units := Units(text)
@@ -122,48 +208,88 @@ func IndexTokens(text string) []string {
 		}
 	}
 	for i, u := range units {
-		if !u.CJK {
+		if u.CJK {
+			add(unigramPrefix + u.Text)
+		} else {
 			add(wordPrefix + u.Text)
-			continue
+			prefixTokens(u, add)
 		}
-		add(unigramPrefix + u.Text)
-		if i+1 < len(units) && units[i+1].CJK {
-			add(bigramPrefix + u.Text + units[i+1].Text)
+		if i+1 < len(units) && units[i+1].Joined && sameKind(u, units[i+1]) {
+			add(pairToken(u, units[i+1]))
 		}
 	}
 	return out
 }
 
-// termTokens returns the index tokens every message matching a term's units must hold: its words,
-// its CJK pairs, and the CJK characters that have no CJK neighbour in the term. A message holding
-// them all is a candidate; the exact check decides.
-func termTokens(units []Unit) []string {
-	var out []string
-	seen := map[string]bool{}
+// termTokens returns the index tokens every message matching a term's units must hold, as
+// alternatives (any one set, all of its tokens): the pairs of its joined units of the same kind,
+// and each unit that is in no such pair. A prefix unit pairs with nothing and asks for its prefix
+// token, or, when it is short enough to be a whole word, for that word instead. A message holding
+// one set is a candidate; the exact check decides.
+func termTokens(units []Unit) [][]string {
+	var (
+		out  []string
+		seen = map[string]bool{}
+		last string // the whole-word alternative of a short prefix
+	)
 	add := func(t string) {
 		if !seen[t] {
 			seen[t] = true
 			out = append(out, t)
 		}
 	}
+	pairs := func(a, b Unit) bool { return b.Joined && sameKind(a, b) && !a.Prefix && !b.Prefix }
 	for i, u := range units {
-		if !u.CJK {
-			add(wordPrefix + u.Text)
+		if u.Prefix {
+			p := u.Text
+			if n := utf8.RuneCountInString(p); n > maxPrefix {
+				p = p[:runeOffset(p, maxPrefix)]
+			} else {
+				last = wordPrefix + u.Text
+			}
+			add(prefixPrefix + p)
 			continue
 		}
-		prevCJK := i > 0 && units[i-1].CJK
-		nextCJK := i+1 < len(units) && units[i+1].CJK
-		if nextCJK {
-			add(bigramPrefix + u.Text + units[i+1].Text)
+		prev := i > 0 && pairs(units[i-1], u)
+		next := i+1 < len(units) && pairs(u, units[i+1])
+		if next {
+			add(pairToken(u, units[i+1]))
 		}
-		if !prevCJK && !nextCJK {
+		if prev || next {
+			continue
+		}
+		if u.CJK {
 			add(unigramPrefix + u.Text)
+		} else {
+			add(wordPrefix + u.Text)
 		}
 	}
-	return out
+	if last == "" {
+		return [][]string{out}
+	}
+	whole := make([]string, 0, len(out))
+	for _, t := range out {
+		if !strings.HasPrefix(t, prefixPrefix) {
+			whole = append(whole, t)
+		}
+	}
+	return [][]string{out, append(whole, last)}
 }
 
-// contains reports whether want appears in have as a contiguous run of units.
+// runeOffset is the byte offset of the n-th rune of s.
+func runeOffset(s string, n int) int {
+	for i := range s {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(s)
+}
+
+// contains reports whether want appears in have as a contiguous run of units, joined in have
+// wherever they are joined in want. Where want has a separator (a phrase's space), have may have
+// one or not: a separator in a query asks for nothing.
 func contains(have, want []Unit) (int, bool) {
 	if len(want) == 0 {
 		return 0, false
@@ -171,7 +297,15 @@ func contains(have, want []Unit) (int, bool) {
 outer:
 	for i := 0; i+len(want) <= len(have); i++ {
 		for j, w := range want {
-			if have[i+j].Text != w.Text {
+			h := have[i+j]
+			if j > 0 && w.Joined && !h.Joined {
+				continue outer
+			}
+			if w.Prefix {
+				if h.CJK || !strings.HasPrefix(h.Text, w.Text) {
+					continue outer
+				}
+			} else if h.Text != w.Text {
 				continue outer
 			}
 		}

@@ -206,14 +206,46 @@ func (db *DB) dropPlainIndex(ctx context.Context) error {
 	})
 }
 
+// dropStaleIndex empties an index built under another tokenizer version: its tokens are not the
+// ones the running code asks for, so it would miss messages. The backlog then indexes everything
+// again, and the new version is recorded in the same transaction as the emptying, so a crash
+// half-way leaves a store whose next open carries on with the backlog.
+func (db *DB) dropStaleIndex(ctx context.Context) error {
+	var version int
+	if err := db.write.QueryRowContext(ctx, `SELECT search_tokenizer FROM store_encryption`).Scan(&version); err != nil {
+		return fmt.Errorf("read search index version: %w", err)
+	}
+	if version == search.TokenizerVersion {
+		return nil
+	}
+	return db.update(ctx, func(ctx context.Context, tx *wtx) error {
+		for _, q := range []string{
+			`INSERT INTO search_index (search_index) VALUES ('delete-all')`,
+			`UPDATE messages SET doc = NULL WHERE doc IS NOT NULL`,
+			`UPDATE store_encryption SET search_indexed = 0`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("drop search index of tokenizer %d: %w", version, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE store_encryption SET search_tokenizer = ?`, search.TokenizerVersion); err != nil {
+			return fmt.Errorf("record search index version: %w", err)
+		}
+		return nil
+	})
+}
+
 // indexBacklog indexes, once, the live text messages stored before the index existed (or by a
-// bulk load that wrote rows directly), oldest first so document numbers follow sending order, one
-// bounded transaction at a time.
+// bulk load that wrote rows directly, or under an older tokenizer), oldest first so document
+// numbers follow sending order, one bounded transaction at a time.
 func (db *DB) indexBacklog(ctx context.Context) error {
 	if db.keys != nil {
 		if err := db.dropPlainIndex(ctx); err != nil {
 			return err
 		}
+	}
+	if err := db.dropStaleIndex(ctx); err != nil {
+		return err
 	}
 	var done int
 	if err := db.write.QueryRowContext(ctx, `SELECT search_indexed FROM store_encryption`).Scan(&done); err != nil {

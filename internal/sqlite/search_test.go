@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/keyring"
@@ -107,5 +108,45 @@ func TestNoSearchIndexIsCaughtUpAtNextOpen(t *testing.T) {
 	defer db.Close()
 	if got := findSeqs(t, db, w.org.ID, "meeting"); !slices.Equal(got, []int64{1}) {
 		t.Errorf("after reopening with the index on: meeting finds %v, want [1]", got)
+	}
+}
+
+// A data directory indexed under an older tokenizer is indexed again the first time a newer one
+// opens it, with no step by hand: the old index lacks tokens the new rules ask for. The old index
+// is stood for by one that holds nothing and says it was built by tokenizer 1, with the messages'
+// document numbers still set, as an old index's are.
+func TestIndexOfAnOlderTokenizerIsRebuiltAtOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := openEncrypted(t, dir)
+	w := newWorld(t, db)
+	c := w.conv(t)
+	w.send(t, c, "iPhone15价格多少", jan)
+	w.send(t, c, "HT2024合同已签", jan.Add(time.Minute))
+	w.send(t, c, "会议改到三楼", jan.Add(2*time.Minute))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, filepath.Join(dir, sqlite.FileName))
+	for _, q := range []string{
+		`INSERT INTO search_index (search_index) VALUES ('delete-all')`,
+		`UPDATE store_encryption SET search_tokenizer = 1`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+
+	db = openEncrypted(t, dir)
+	defer db.Close()
+	for term, want := range map[string][]int64{"iphone15": {1}, "15": {1}, "ht2024": {2}, "合同": {2}, "會議": {3}} {
+		if got := findSeqs(t, db, w.org.ID, term); !slices.Equal(got, want) {
+			t.Errorf("after the upgrade: %s finds %v, want %v", term, got, want)
+		}
+	}
+	var version int
+	if err := rawDB(t, filepath.Join(dir, sqlite.FileName)).QueryRow(`SELECT search_tokenizer FROM store_encryption`).Scan(&version); err != nil || version != search.TokenizerVersion {
+		t.Errorf("recorded tokenizer version = %d (%v), want %d", version, err, search.TokenizerVersion)
 	}
 }

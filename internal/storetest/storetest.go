@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"FeedAfterCursor", testFeed},
 		{"FeedCarriesTombstonesAndRestores", testFeedTombstones},
 		{"SearchCandidates", testSearch},
+		{"SearchTypedQueries", testTypedQueries},
 		{"SearchFollowsEditsAndDeletions", testSearchDeletions},
 		{"SearchPagesNewestFirst", testSearchPaging},
 	}
