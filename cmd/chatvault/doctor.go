@@ -294,16 +294,7 @@ func checkSQLite(ctx context.Context, cfg Config, kr *keyring.Keyring, rep *doct
 		rep.add("schema", checkOK, "no database yet: serve creates it on its first start", "")
 		return
 	}
-	switch {
-	case in.SchemaVersion > in.Want:
-		rep.add("schema", checkFail, fmt.Sprintf("version %d, newer than this chatvault knows (%d)", in.SchemaVersion, in.Want),
-			"run the chatvault release that wrote it, or a newer one")
-	case in.SchemaVersion < in.Want:
-		rep.add("schema", checkWarn, fmt.Sprintf("version %d; this chatvault migrates it to %d when serve starts", in.SchemaVersion, in.Want),
-			"take a backup (chatvault backup create) before the first start of the new version")
-	default:
-		rep.add("schema", checkOK, fmt.Sprintf("version %d (current)", in.SchemaVersion), "")
-	}
+	rep.schema(in.SchemaVersion, in.Want, "take a backup (chatvault backup create) before the first start of the new version")
 	damaged := false
 	for _, f := range []sqlite.FileInfo{in.Data, in.Keys} {
 		if len(f.Problems) > 0 {
@@ -349,16 +340,7 @@ func checkPostgres(ctx context.Context, cfg Config, rep *doctorReport) {
 		return
 	}
 	rep.add("database", checkOK, fmt.Sprintf("PostgreSQL reachable, %s", humanBytes(in.Bytes)), "")
-	switch {
-	case in.SchemaVersion > in.Want:
-		rep.add("schema", checkFail, fmt.Sprintf("version %d, newer than this chatvault knows (%d)", in.SchemaVersion, in.Want),
-			"run the chatvault release that wrote it, or a newer one")
-	case in.SchemaVersion < in.Want:
-		rep.add("schema", checkWarn, fmt.Sprintf("version %d; this chatvault migrates it to %d when serve starts", in.SchemaVersion, in.Want),
-			"back PostgreSQL up before the first start of the new version")
-	default:
-		rep.add("schema", checkOK, fmt.Sprintf("version %d (current)", in.SchemaVersion), "")
-	}
+	rep.schema(in.SchemaVersion, in.Want, "back PostgreSQL up before the first start of the new version")
 	skew := in.Skew.Abs()
 	detail := fmt.Sprintf("the database's clock is %s %s this machine's (±%s)", skew.Round(time.Millisecond), aheadBehind(in.Skew),
 		(in.RoundTrip / 2).Round(time.Microsecond))
@@ -451,5 +433,19 @@ func checkBackups(ctx context.Context, cfg Config, rep *doctorReport) {
 			how = "restored and checked"
 		}
 		rep.add("last verify", checkOK, fmt.Sprintf("backup %s verified %s ago (%s)", rec.ID, time.Since(rec.At).Round(time.Minute), how), "")
+	}
+}
+
+// schema reports the store's schema version against the one this binary migrates to; backUp says
+// how to keep a copy before an upgrade migrates it.
+func (r *doctorReport) schema(have, want int, backUp string) {
+	switch {
+	case have > want:
+		r.add("schema", checkFail, fmt.Sprintf("version %d, newer than this chatvault knows (%d)", have, want),
+			"run the chatvault release that wrote it, or a newer one")
+	case have < want:
+		r.add("schema", checkWarn, fmt.Sprintf("version %d; this chatvault migrates it to %d when serve starts", have, want), backUp)
+	default:
+		r.add("schema", checkOK, fmt.Sprintf("version %d (current)", have), "")
 	}
 }
