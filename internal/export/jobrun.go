@@ -17,15 +17,17 @@ import (
 	"github.com/chatvault/chatvault/internal/keyring"
 )
 
-// checkpoint is how far a job has got, kept sealed in its row: the snapshot it reads (so a
-// resumed job reads the same one: a message sent while the server was down stays out), the
+// checkpoint is how far a job has got, kept sealed in its row and saved about once a second: the
 // position up to which its records are staged, the staged frames that hold them, and their key.
+// The snapshot it reads is the stage's first frame (so a resumed job reads the same one: a
+// message sent while the server was down stays out), written once: an org-wide snapshot lists
+// every conversation, too much to write again every second.
 type checkpoint struct {
-	Key      []byte     `json:"key"`
-	Snapshot []snapConv `json:"snapshot"`
-	Position Position   `json:"position"`
-	Frames   int64      `json:"frames"`
-	Size     int64      `json:"size"`
+	Key           []byte   `json:"key"`
+	Conversations int      `json:"conversations"` // in the snapshot
+	Position      Position `json:"position"`
+	Frames        int64    `json:"frames"`
+	Size          int64    `json:"size"`
 	// Staged says every record is staged: what is left is writing the package.
 	Staged bool `json:"staged,omitempty"`
 }
@@ -104,7 +106,8 @@ func (j *Jobs) stageRecords(ctx context.Context, job *chatvault.ExportJob, src *
 	var convs []*chat.ExportConversation
 	var f *os.File
 	var err error
-	if cp == nil {
+	fresh := cp == nil
+	if fresh {
 		if convs, err = ex.Snapshot(ctx, src, req); err != nil {
 			return nil, err
 		}
@@ -112,20 +115,12 @@ func (j *Jobs) stageRecords(ctx context.Context, job *chatvault.ExportJob, src *
 		if err != nil {
 			return nil, err
 		}
-		cp = &checkpoint{Key: key}
-		for _, ec := range convs {
-			cp.Snapshot = append(cp.Snapshot, snapConv{ID: ec.Conversation.ID, LastSeq: ec.Conversation.LastSeq})
-		}
+		cp = &checkpoint{Key: key, Conversations: len(convs)}
 		if f, err = os.OpenFile(j.stagePath(job.ID), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600); err != nil {
 			return nil, fmt.Errorf("create staged records: %w", err)
 		}
-	} else {
-		if convs, err = snapshotAgain(ctx, src, cp.Snapshot); err != nil {
-			return nil, err
-		}
-		if f, err = reopenStage(j.stagePath(job.ID), cp.Size); err != nil {
-			return nil, err
-		}
+	} else if f, err = reopenStage(j.stagePath(job.ID), cp.Size); err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	key, err := cp.key(job.OrgID)
@@ -133,6 +128,17 @@ func (j *Jobs) stageRecords(ctx context.Context, job *chatvault.ExportJob, src *
 		return nil, err
 	}
 	st := newStage(f, key, job.ID, cp.Frames, cp.Size)
+	if fresh {
+		snap := make([]snapConv, len(convs))
+		for i, ec := range convs {
+			snap[i] = snapConv{ID: ec.Conversation.ID, LastSeq: ec.Conversation.LastSeq}
+		}
+		if err := st.writeSnapshot(snap); err != nil {
+			return nil, err
+		}
+	} else if convs, err = j.snapshotAgain(ctx, job, src, key, cp); err != nil {
+		return nil, err
+	}
 	job.RowsDone, job.RowsEstimated = cp.Position.Rows, 0
 	for _, ec := range convs {
 		job.RowsEstimated += ec.Conversation.LastSeq
@@ -188,9 +194,22 @@ func (j *Jobs) stageRecords(ctx context.Context, job *chatvault.ExportJob, src *
 	return cp, nil
 }
 
-// snapshotAgain opens the conversations of a saved snapshot for the actor, as they were: each
-// up to its last seq then. One that the actor may no longer see fails the job.
-func snapshotAgain(ctx context.Context, src *chat.ExportSource, snap []snapConv) ([]*chat.ExportConversation, error) {
+// snapshotAgain reads the snapshot a stopped job took from its stage and opens its conversations
+// for the actor, as they were: each up to its last seq then. One that the actor may no longer see
+// fails the job.
+func (j *Jobs) snapshotAgain(ctx context.Context, job *chatvault.ExportJob, src *chat.ExportSource, key *keyring.DataKey, cp *checkpoint) ([]*chat.ExportConversation, error) {
+	staged, err := os.Open(j.stagePath(job.ID))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errStageDamaged, err)
+	}
+	defer staged.Close()
+	snap, err := readSnapshot(staged, cp.Size, key, job.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(snap) != cp.Conversations {
+		return nil, fmt.Errorf("%w: the snapshot lists %d conversations; the checkpoint %d", errStageDamaged, len(snap), cp.Conversations)
+	}
 	if len(snap) == 0 {
 		return nil, nil
 	}
@@ -277,7 +296,7 @@ func (j *Jobs) writePackage(ctx context.Context, job *chatvault.ExportJob, req *
 		return err
 	}
 	m := &Manifest{CreatedAt: job.CreatedAt, OrgID: job.OrgID, RequestedBy: job.RequesterID, Request: *req,
-		Snapshot: Snapshot{Conversations: len(cp.Snapshot)}}
+		Snapshot: Snapshot{Conversations: cp.Conversations}}
 	if err := pkg.Finish(m, wr.(Lister).Files()); err != nil {
 		return err
 	}

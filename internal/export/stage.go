@@ -77,14 +77,32 @@ func (s *stage) End() error {
 
 func (s *stage) Close() error { return s.Flush() }
 
-// Flush writes the events held as one frame: a 4-byte length, then the sealed gob of the events,
-// bound to the job and the frame's number so frames cannot be moved between jobs or reordered.
+// Flush writes the events held as one frame.
 func (s *stage) Flush() error {
 	if len(s.events) == 0 {
 		return nil
 	}
+	if err := s.writeFrame(s.events); err != nil {
+		return err
+	}
+	s.events = s.events[:0]
+	return nil
+}
+
+// writeSnapshot writes the job's snapshot as the stage's first frame: written once, and read
+// back by a resumed job, rather than kept in the checkpoint the job saves every second.
+func (s *stage) writeSnapshot(snap []snapConv) error {
+	if s.frames != 0 {
+		return errors.New("stage: the snapshot goes first")
+	}
+	return s.writeFrame(snap)
+}
+
+// writeFrame writes v as one frame: a 4-byte length, then the sealed gob of v, bound to the job
+// and the frame's number so frames cannot be moved between jobs or reordered.
+func (s *stage) writeFrame(v any) error {
 	var plain bytes.Buffer
-	if err := gob.NewEncoder(&plain).Encode(s.events); err != nil {
+	if err := gob.NewEncoder(&plain).Encode(v); err != nil {
 		return fmt.Errorf("stage records: %w", err)
 	}
 	sealed := s.key.Seal(plain.Bytes(), frameAAD(s.job, s.frames))
@@ -94,7 +112,6 @@ func (s *stage) Flush() error {
 	}
 	s.frames++
 	s.size += int64(len(frame) + len(sealed))
-	s.events = s.events[:0]
 	return nil
 }
 
@@ -102,33 +119,73 @@ func frameAAD(job string, n int64) []byte {
 	return keyring.AAD("export-stage", job, strconv.FormatInt(n, 10))
 }
 
-// replay reads the size bytes of staged frames from r and gives their events to w, in order,
-// then closes w. Records get their conversation and their time in loc back.
-func replay(r io.Reader, size int64, key *keyring.DataKey, job string, loc *time.Location, w Writer) error {
-	br := bufio.NewReaderSize(io.LimitReader(r, size), 1<<20)
-	var conv *Conversation
+// frames reads staged frames back, opened, in order.
+type frames struct {
+	br  *bufio.Reader
+	key *keyring.DataKey
+	job string
+	n   int64
+}
+
+func newFrames(r io.Reader, size int64, key *keyring.DataKey, job string) *frames {
+	return &frames{br: bufio.NewReaderSize(io.LimitReader(r, size), 1<<20), key: key, job: job}
+}
+
+// next decodes the next frame into v; io.EOF after the last.
+func (f *frames) next(v any) error {
 	var head [4]byte
-	for n := int64(0); ; n++ {
-		if _, err := io.ReadFull(br, head[:]); errors.Is(err, io.EOF) {
+	if _, err := io.ReadFull(f.br, head[:]); errors.Is(err, io.EOF) {
+		return io.EOF
+	} else if err != nil {
+		return fmt.Errorf("%w: frame %d: %v", errStageDamaged, f.n, err)
+	}
+	l := binary.BigEndian.Uint32(head[:])
+	if l > maxFrame {
+		return fmt.Errorf("%w: frame %d: length %d", errStageDamaged, f.n, l)
+	}
+	sealed := make([]byte, l)
+	if _, err := io.ReadFull(f.br, sealed); err != nil {
+		return fmt.Errorf("%w: frame %d: %v", errStageDamaged, f.n, err)
+	}
+	plain, err := f.key.Open(sealed, frameAAD(f.job, f.n))
+	if err != nil {
+		return fmt.Errorf("%w: frame %d: %v", errStageDamaged, f.n, err)
+	}
+	if err := gob.NewDecoder(bytes.NewReader(plain)).Decode(v); err != nil {
+		return fmt.Errorf("%w: frame %d: %v", errStageDamaged, f.n, err)
+	}
+	f.n++
+	return nil
+}
+
+// readSnapshot reads the snapshot from the stage's first frame.
+func readSnapshot(r io.Reader, size int64, key *keyring.DataKey, job string) ([]snapConv, error) {
+	var snap []snapConv
+	if err := newFrames(r, size, key, job).next(&snap); errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: no snapshot", errStageDamaged)
+	} else if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// replay reads the size bytes of staged frames from r (the snapshot, then the events) and gives
+// the events to w, in order, then closes w. Records get their conversation and their time in loc
+// back.
+func replay(r io.Reader, size int64, key *keyring.DataKey, job string, loc *time.Location, w Writer) error {
+	fs := newFrames(r, size, key, job)
+	var snap []snapConv
+	if err := fs.next(&snap); err != nil {
+		return fmt.Errorf("%w: no snapshot: %v", errStageDamaged, err)
+	}
+	var conv *Conversation
+	for {
+		var events []stageEvent
+		err := fs.next(&events)
+		if errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return fmt.Errorf("%w: frame %d: %v", errStageDamaged, n, err)
-		}
-		l := binary.BigEndian.Uint32(head[:])
-		if l > maxFrame {
-			return fmt.Errorf("%w: frame %d: length %d", errStageDamaged, n, l)
-		}
-		sealed := make([]byte, l)
-		if _, err := io.ReadFull(br, sealed); err != nil {
-			return fmt.Errorf("%w: frame %d: %v", errStageDamaged, n, err)
-		}
-		plain, err := key.Open(sealed, frameAAD(job, n))
-		if err != nil {
-			return fmt.Errorf("%w: frame %d: %v", errStageDamaged, n, err)
-		}
-		var events []stageEvent
-		if err := gob.NewDecoder(bytes.NewReader(plain)).Decode(&events); err != nil {
-			return fmt.Errorf("%w: frame %d: %v", errStageDamaged, n, err)
+			return err
 		}
 		for _, e := range events {
 			switch {
@@ -138,7 +195,7 @@ func replay(r io.Reader, size int64, key *keyring.DataKey, job string, loc *time
 				err = w.Begin(conv)
 			case e.Rec != nil:
 				if conv == nil {
-					return fmt.Errorf("%w: frame %d: a record outside any conversation", errStageDamaged, n)
+					return fmt.Errorf("%w: frame %d: a record outside any conversation", errStageDamaged, fs.n-1)
 				}
 				m := e.Rec.Message
 				err = w.Write(&Record{Conversation: conv, Message: m, SenderName: e.Rec.SenderName, Time: m.SentAt.In(loc),

@@ -42,7 +42,8 @@ func storageFull(err error, dir string) error {
 			full = true
 		case sqliteIOErr:
 			// The I/O error does not say why: the file system does.
-			full = freeBytes(dir) < minFree
+			free := freeBytes(dir)
+			full = free >= 0 && free < minFree
 		}
 	}
 	if !full {
