@@ -121,8 +121,12 @@ func retentionRunResumes(t *testing.T, sig syscall.Signal) {
 		// Each step writes its certificate line in the same transaction as its changes, so the
 		// resumed run certifies exactly what was done, by both attempts together.
 		for _, action := range []string{"expired", "destroyed"} {
-			if got, want := runsB[0].Totals[action], runsA[0].Totals[action]; got != want {
-				t.Errorf("iteration %d: certificate of the resumed run: %s = %d; want %d (the uninterrupted run's)", i, action, got, want)
+			want := runsA[0].Totals[action]
+			if interrupted == "" && werr == nil {
+				want = 0 // the first attempt finished before the signal: the second has nothing left
+			}
+			if got := runsB[0].Totals[action]; got != want {
+				t.Errorf("iteration %d: certificate of the second run: %s = %d; want %d", i, action, got, want)
 			}
 		}
 		// Data keys live in their own database, so their shredding and its certificate line cannot
