@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/audit"
 )
 
 const adminUsage = `Usage:
@@ -69,7 +70,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer done()
-	accounts := account.NewService(db, chatvault.SystemClock{})
+	accounts := account.NewService(db, chatvault.SystemClock{}, account.Config{Audit: audit.New(db, db.Keyring(), chatvault.SystemClock{})})
 
 	switch args[0] {
 	case "create-org":

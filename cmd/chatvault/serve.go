@@ -68,11 +68,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stopMetrics()
 
 	clock := chatvault.SystemClock{}
-	accounts := account.NewService(db, clock)
+	auditLog := audit.New(db, db.Keyring(), clock)
+	accounts := account.NewService(db, clock, account.Config{Audit: auditLog})
 	if err := bootstrap(ctx, accounts, cfg.Data, logger.Info); err != nil {
 		return err
 	}
-	auditLog := audit.New(db, db.Keyring(), clock)
 	ret := retention.New(db, auditLog, clock, logger, db)
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: time.Duration(cfg.RecallWindow), Classifier: ret, Audit: auditLog})
 	node, err := lock.NodeID()

@@ -21,15 +21,29 @@ type Stores interface {
 	chatvault.DeviceStore
 }
 
+// Recorder writes audit entries and fails closed: an error means the entry was not written
+// (internal/audit).
+type Recorder interface {
+	Record(ctx context.Context, e *chatvault.AuditEntry) error
+}
+
+// Config holds what an operator may change about sign-in and user management.
+type Config struct {
+	// Audit records every user, role, password and device change. Without it such changes are
+	// refused: no entry, no change.
+	Audit Recorder
+}
+
 // Service implements sign-in and user management.
 type Service struct {
 	store Stores
 	clock chatvault.Clock
+	cfg   Config
 }
 
 // NewService returns a Service over store, telling time by clock.
-func NewService(store Stores, clock chatvault.Clock) *Service {
-	return &Service{store: store, clock: clock}
+func NewService(store Stores, clock chatvault.Clock, cfg Config) *Service {
+	return &Service{store: store, clock: clock, cfg: cfg}
 }
 
 // DefaultOrgSlug is the slug of the org a new server creates on first start.
@@ -52,7 +66,11 @@ func (s *Service) Bootstrap(ctx context.Context) (org *chatvault.Org, admin *cha
 	return org, admin, password, err
 }
 
-// CreateOrg creates an org and its first org_admin, and returns the admin's one-time password.
+// CreateOrg creates an org and its first administrator, and returns the admin's one-time password.
+// The first administrator holds org_admin and security_admin: someone must be able to grant the
+// privileged roles (compliance_officer, auditor, security_admin), which org_admin alone cannot.
+// An org that wants the duties apart grants security_admin to a second person, who then revokes
+// it from the first (nobody changes their own roles).
 func (s *Service) CreateOrg(ctx context.Context, slug, name, adminUsername string) (*chatvault.Org, *chatvault.User, string, error) {
 	slug = strings.ToLower(strings.TrimSpace(slug))
 	if !validSlug(slug) {
@@ -77,8 +95,14 @@ func (s *Service) CreateOrg(ctx context.Context, slug, name, adminUsername strin
 	now := s.clock.Now()
 	org := &chatvault.Org{ID: newID(), Slug: slug, Name: name, CreatedAt: now}
 	admin := &chatvault.User{OrgID: org.ID, ID: newID(), Username: username, DisplayName: username,
-		Roles: []chatvault.Role{chatvault.RoleMember, chatvault.RoleOrgAdmin}, PasswordHash: hash, CreatedAt: now}
+		Roles: []chatvault.Role{chatvault.RoleMember, chatvault.RoleOrgAdmin, chatvault.RoleSecurityAdmin}, PasswordHash: hash, CreatedAt: now}
 	if err := s.store.CreateOrg(ctx, org, admin); err != nil {
+		return nil, nil, "", err
+	}
+	// The org's audit log cannot hold an entry before the org exists, so this one follows. The
+	// operator at the console has no account: the entry names the admin as their own creator.
+	if err := s.audit(ctx, chatvault.Actor{OrgID: org.ID, UserID: admin.ID}, "user.create", admin.ID, "ok",
+		map[string]any{"username": admin.Username, "roles": admin.Roles, "bootstrap": true}); err != nil {
 		return nil, nil, "", err
 	}
 	return org, admin, password, nil

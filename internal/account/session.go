@@ -69,6 +69,10 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	}
 	d := &chatvault.Device{OrgID: org.ID, ID: newID(), UserID: u.ID, Name: strings.TrimSpace(req.DeviceName),
 		CreatedAt: s.clock.Now(), TokenHash: hash}
+	if err := s.audit(ctx, chatvault.Actor{OrgID: org.ID, UserID: u.ID}, "device.create", d.ID, "ok",
+		map[string]any{"name": d.Name}); err != nil {
+		return nil, err
+	}
 	if err := s.store.CreateDevice(ctx, d); err != nil {
 		return nil, err
 	}
@@ -127,7 +131,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (chatvault.Act
 
 // Logout signs the actor's own device out.
 func (s *Service) Logout(ctx context.Context, a chatvault.Actor) error {
-	return s.store.RevokeDevice(ctx, a.OrgID, a.UserID, a.DeviceID, s.clock.Now())
+	return s.RevokeDevice(ctx, a, a.DeviceID)
 }
 
 // Devices lists the actor's signed-in devices.
@@ -141,6 +145,9 @@ func (s *Service) Devices(ctx context.Context, a chatvault.Actor) ([]*chatvault.
 
 // RevokeDevice signs one of the actor's own devices out; its token stops working at once.
 func (s *Service) RevokeDevice(ctx context.Context, a chatvault.Actor, deviceID string) error {
+	if err := s.audit(ctx, a, "device.revoke", deviceID, "ok", nil); err != nil {
+		return err
+	}
 	return s.store.RevokeDevice(ctx, a.OrgID, a.UserID, deviceID, s.clock.Now())
 }
 
@@ -160,6 +167,16 @@ func (s *Service) ChangePassword(ctx context.Context, a chatvault.Actor, current
 	if next == "" {
 		return chatvault.Invalidf("new_password", "new_password is required")
 	}
-	_, err = s.setPassword(ctx, a.OrgID, a.UserID, "new_password", next)
+	if err := validPassword("new_password", next); err != nil {
+		return err
+	}
+	if err := s.audit(ctx, a, "user.password_change", a.UserID, "ok", nil); err != nil {
+		return err
+	}
+	if _, err = s.setPassword(ctx, a.OrgID, a.UserID, "new_password", next); err != nil {
+		return err
+	}
+	// Whoever knew the old password is signed out everywhere; the device that proved it stays.
+	_, err = s.revokeSessions(ctx, a.OrgID, a.UserID, a.DeviceID)
 	return err
 }

@@ -16,7 +16,8 @@ type NewUser struct {
 	Roles       []chatvault.Role
 }
 
-// CreateUser creates a user in the admin's org. Every user holds the member role.
+// CreateUser creates a user in the admin's org. Every user holds the member role; any other role
+// needs the actor to be allowed to grant it, as a later change would.
 func (s *Service) CreateUser(ctx context.Context, a chatvault.Actor, req NewUser) (*chatvault.User, error) {
 	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
 		return nil, err
@@ -39,13 +40,25 @@ func (s *Service) CreateUser(ctx context.Context, a chatvault.Actor, req NewUser
 	if err != nil {
 		return nil, err
 	}
-	hash, err := HashPassword(req.Password)
-	if err != nil {
+	u := &chatvault.User{OrgID: a.OrgID, ID: newID(), Username: username, DisplayName: display, Roles: roles,
+		CreatedAt: s.clock.Now()}
+	details := map[string]any{"username": username, "roles": roles}
+	for _, r := range roles[1:] {
+		if err := chatvault.AuthorizeRoleChange(a, r); err != nil {
+			return nil, s.refused(ctx, a, "user.create", "", err, details)
+		}
+	}
+	if u.PasswordHash, err = HashPassword(req.Password); err != nil {
 		return nil, err
 	}
-	u := &chatvault.User{OrgID: a.OrgID, ID: newID(), Username: username, DisplayName: display, Roles: roles,
-		PasswordHash: hash, CreatedAt: s.clock.Now()}
+	if err := s.audit(ctx, a, "user.create", u.ID, "ok", details); err != nil {
+		return nil, err
+	}
 	if err := s.store.CreateUser(ctx, u); err != nil {
+		// The entry above over-reports; this one says the account was not made.
+		if rerr := s.audit(ctx, a, "user.create", u.ID, "failed: "+chatvault.ErrorMessage(err), details); rerr != nil {
+			return nil, rerr
+		}
 		return nil, err
 	}
 	return u, nil
@@ -66,7 +79,7 @@ func normalizeRoles(in []chatvault.Role) ([]chatvault.Role, error) {
 
 // Users pages through the admin's org by username.
 func (s *Service) Users(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter) ([]*chatvault.User, error) {
-	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+	if err := chatvault.Authorize(a, chatvault.PermViewUsers); err != nil {
 		return nil, err
 	}
 	us, err := s.store.FindUsers(ctx, a.OrgID, f)
@@ -78,10 +91,117 @@ func (s *Service) Users(ctx context.Context, a chatvault.Actor, f chatvault.User
 
 // User returns one user of the admin's org.
 func (s *Service) User(ctx context.Context, a chatvault.Actor, userID string) (*chatvault.User, error) {
-	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+	if err := chatvault.Authorize(a, chatvault.PermViewUsers); err != nil {
 		return nil, err
 	}
 	return s.store.FindUserByID(ctx, a.OrgID, userID)
+}
+
+// UserPatch is an administrator's change to an account; nil fields stay as they are.
+type UserPatch struct {
+	DisplayName *string
+	// Roles is the full set the user should hold (member is implied).
+	Roles    []chatvault.Role
+	Disabled *bool
+}
+
+// UpdateUser renames, grants and revokes roles, disables or enables a user. Each role is granted
+// or revoked only by those the permission table allows (chatvault.AuthorizeRoleChange); nobody
+// changes their own roles. Every change is audited before it takes effect, and removing a role or
+// disabling the account signs out every device of the user at once, closing its sockets.
+func (s *Service) UpdateUser(ctx context.Context, a chatvault.Actor, userID string, p UserPatch) (*chatvault.User, error) {
+	if !chatvault.RoleGrants(a.Roles, chatvault.PermManageUsers) && !chatvault.RoleGrants(a.Roles, chatvault.PermGrantPrivileged) {
+		return nil, chatvault.Authorize(a, chatvault.PermManageUsers)
+	}
+	if p.DisplayName == nil && p.Roles == nil && p.Disabled == nil {
+		return nil, chatvault.Errorf(chatvault.EINVALID, "nothing to change: send display_name, roles or disabled")
+	}
+	var upd chatvault.UserUpdate
+	if p.DisplayName != nil || p.Disabled != nil {
+		if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
+			return nil, err
+		}
+	}
+	if p.DisplayName != nil {
+		display := strings.TrimSpace(*p.DisplayName)
+		if display == "" {
+			return nil, chatvault.Invalidf("display_name", "display_name cannot be empty")
+		}
+		if err := chatvault.CheckName("display_name", display, 128); err != nil {
+			return nil, err
+		}
+		upd.DisplayName = &display
+	}
+	if p.Disabled != nil && *p.Disabled && userID == a.UserID {
+		return nil, chatvault.Errorf(chatvault.ECONFLICT, "you cannot disable your own account")
+	}
+	var roles []chatvault.Role
+	if p.Roles != nil {
+		var err error
+		if roles, err = normalizeRoles(p.Roles); err != nil {
+			return nil, err
+		}
+	}
+	u, err := s.store.FindUserByID(ctx, a.OrgID, userID)
+	if err != nil {
+		return nil, err
+	}
+	var added, removed []chatvault.Role
+	if roles != nil {
+		for _, r := range roles {
+			if !u.HasRole(r) {
+				added = append(added, r)
+			}
+		}
+		for _, r := range u.Roles {
+			if !slices.Contains(roles, r) {
+				removed = append(removed, r)
+			}
+		}
+	}
+	if len(added)+len(removed) > 0 {
+		details := map[string]any{"added": added, "removed": removed}
+		if userID == a.UserID {
+			return nil, s.refused(ctx, a, "user.roles", userID, &chatvault.Error{Code: chatvault.EFORBIDDEN, Field: "roles",
+				Message: "you cannot change your own roles; another administrator must"}, details)
+		}
+		for _, r := range slices.Concat(added, removed) {
+			if err := chatvault.AuthorizeRoleChange(a, r); err != nil {
+				return nil, s.refused(ctx, a, "user.roles", userID, err, details)
+			}
+		}
+		if err := s.audit(ctx, a, "user.roles", userID, "ok", details); err != nil {
+			return nil, err
+		}
+		upd.Roles = roles
+	}
+	if upd.DisplayName != nil && *upd.DisplayName != u.DisplayName {
+		if err := s.audit(ctx, a, "user.rename", userID, "ok", map[string]any{"display_name": *upd.DisplayName}); err != nil {
+			return nil, err
+		}
+	}
+	if p.Disabled != nil && *p.Disabled != u.Disabled {
+		action := "user.enable"
+		if *p.Disabled {
+			action = "user.disable"
+		}
+		if err := s.audit(ctx, a, action, userID, "ok", nil); err != nil {
+			return nil, err
+		}
+		upd.Disabled = p.Disabled
+	}
+	if upd.DisplayName == nil && upd.Roles == nil && upd.Disabled == nil {
+		return u, nil
+	}
+	if u, err = s.store.UpdateUser(ctx, a.OrgID, userID, upd); err != nil {
+		return nil, err
+	}
+	if len(removed) > 0 || u.Disabled {
+		if _, err := s.revokeSessions(ctx, a.OrgID, userID, ""); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
 }
 
 // SetDisabled disables or re-enables a user. Disabling signs out every device of the user, so
@@ -90,27 +210,11 @@ func (s *Service) SetDisabled(ctx context.Context, a chatvault.Actor, userID str
 	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
 		return nil, err
 	}
-	if disabled && userID == a.UserID {
-		return nil, chatvault.Errorf(chatvault.ECONFLICT, "you cannot disable your own account")
-	}
-	u, err := s.store.UpdateUser(ctx, a.OrgID, userID, chatvault.UserUpdate{Disabled: &disabled})
-	if err != nil || !disabled {
-		return u, err
-	}
-	devices, err := s.store.FindDevices(ctx, a.OrgID, userID)
-	if err != nil {
-		return nil, err
-	}
-	now := s.clock.Now()
-	for _, d := range devices {
-		if err := s.store.RevokeDevice(ctx, a.OrgID, userID, d.ID, now); err != nil && chatvault.ErrorCode(err) != chatvault.ENOTFOUND {
-			return nil, err
-		}
-	}
-	return u, nil
+	return s.UpdateUser(ctx, a, userID, UserPatch{Disabled: &disabled})
 }
 
 // ResetPassword sets a user's password (a generated one when password is "") and returns it.
+// The user must choose a new one at their next sign-in, and every device they had is signed out.
 func (s *Service) ResetPassword(ctx context.Context, a chatvault.Actor, userID, password string) (string, error) {
 	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
 		return "", err
@@ -118,7 +222,17 @@ func (s *Service) ResetPassword(ctx context.Context, a chatvault.Actor, userID, 
 	if _, err := s.store.FindUserByID(ctx, a.OrgID, userID); err != nil {
 		return "", err
 	}
-	return s.setPassword(ctx, a.OrgID, userID, "password", password)
+	if err := s.audit(ctx, a, "user.password_reset", userID, "ok", nil); err != nil {
+		return "", err
+	}
+	pw, err := s.setPassword(ctx, a.OrgID, userID, "password", password)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.revokeSessions(ctx, a.OrgID, userID, ""); err != nil {
+		return "", err
+	}
+	return pw, nil
 }
 
 // Person is how a user appears to other members of the org.

@@ -289,7 +289,7 @@ func openSealed(dir string, logf func(string, ...any)) (*local, error) {
 	}
 	logf("opened the working copy with encryption at rest (sealing its plain bodies) in %.1fs", time.Since(t0).Seconds())
 	clock := chatvault.SystemClock{}
-	return &local{db: db, chat: chat.NewService(db, clock, chat.Config{Audit: audit.New(db, db.Keyring(), clock)}), accts: account.NewService(db, clock)}, nil
+	return &local{db: db, chat: chat.NewService(db, clock, chat.Config{Audit: audit.New(db, db.Keyring(), clock)}), accts: account.NewService(db, clock, account.Config{Audit: audit.New(db, db.Keyring(), clock)})}, nil
 }
 
 // addSyncUser adds a user to org with n conversations (each with the user and one other member of

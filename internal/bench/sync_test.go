@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
+	"github.com/chatvault/chatvault/internal/audit"
 )
 
 // tinyDataset generates a small data set for the sync and fanout tests.
@@ -96,7 +97,7 @@ func TestSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SignIn: %v", err)
 	}
-	accts := account.NewService(db, chatvault.SystemClock{})
+	accts := account.NewService(db, chatvault.SystemClock{}, account.Config{Audit: audit.New(db, db.Keyring(), chatvault.SystemClock{})})
 	for i, tok := range toks {
 		a, err := accts.Authenticate(ctx, tok)
 		if err != nil {

@@ -157,6 +157,16 @@ func contractAdmin(t *testing.T, c *contract) {
 	ts.must(http.StatusOK, "GET", "/api/v1/me", admin, nil).decode(t, &self)
 	ts.must(http.StatusConflict, "POST", "/api/v1/admin/users/"+self.ID+"/disable", admin, nil)
 
+	// Roles granted and revoked after creation; nobody changes their own.
+	ts.must(http.StatusOK, "PATCH", "/api/v1/admin/users/"+u.ID, admin, map[string]any{"roles": []string{"auditor"}, "display_name": "张伟 (审计)"})
+	ts.must(http.StatusOK, "PATCH", "/api/v1/admin/users/"+u.ID, admin, map[string]any{"roles": []string{}})
+	wantError(t, ts.must(http.StatusForbidden, "PATCH", "/api/v1/admin/users/"+self.ID, admin, map[string]any{"roles": []string{"member"}}), chatvault.EFORBIDDEN, "roles")
+	wantError(t, ts.must(http.StatusNotFound, "PATCH", "/api/v1/admin/users/"+uuid.NewString(), admin, map[string]any{"disabled": false}), chatvault.ENOTFOUND, "")
+	ts.must(http.StatusConflict, "PATCH", "/api/v1/admin/users/"+self.ID, admin, map[string]any{"disabled": true})
+	k.breaking(func() {
+		wantError(t, ts.must(http.StatusBadRequest, "PATCH", "/api/v1/admin/users/"+u.ID, admin, map[string]any{"roles": []string{"root"}}), chatvault.EINVALID, "roles")
+	})
+
 	// Password resets: chosen, generated, too short.
 	var pw struct{ Password string }
 	ts.must(http.StatusOK, "POST", "/api/v1/admin/users/"+u.ID+"/password", admin, map[string]string{"password": "密码-chosen-by-admin"}).decode(t, &pw)

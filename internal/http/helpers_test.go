@@ -49,9 +49,9 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatalf("open store: %v", err)
 	}
 	clock := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	accounts := account.NewService(db, clock)
 	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
 	aud := audit.New(db, db.Keyring(), clock)
+	accounts := account.NewService(db, clock, account.Config{Audit: aud})
 	ret := retention.New(db, aud, clock, logger, nil)
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret, Audit: aud})
 	h := hub.New(db, logger)

@@ -23,6 +23,7 @@ func (s *Server) routes() {
 	s.authed("POST /api/v1/admin/users", s.createUser)
 	s.authed("GET /api/v1/admin/users", s.listUsers)
 	s.authed("GET /api/v1/admin/users/{user_id}", s.getUser)
+	s.authed("PATCH /api/v1/admin/users/{user_id}", s.patchUser)
 	s.authed("POST /api/v1/admin/users/{user_id}/disable", s.disableUser)
 	s.authed("POST /api/v1/admin/users/{user_id}/enable", s.enableUser)
 	s.authed("POST /api/v1/admin/users/{user_id}/password", s.resetPassword)

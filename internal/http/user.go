@@ -115,3 +115,30 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, a chatvau
 	writeJSON(w, http.StatusOK, map[string]string{"password": pw})
 	return nil
 }
+
+// PatchUserRequest is the body of PATCH /api/v1/admin/users/{id}: the fields sent change.
+type PatchUserRequest struct {
+	DisplayName *string           `json:"display_name"`
+	Roles       *[]chatvault.Role `json:"roles"` // the full set; member is implied
+	Disabled    *bool             `json:"disabled"`
+}
+
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, a chatvault.Actor) error {
+	var req PatchUserRequest
+	if err := decodeJSON(r, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	p := account.UserPatch{DisplayName: req.DisplayName, Disabled: req.Disabled}
+	if req.Roles != nil {
+		p.Roles = *req.Roles
+		if p.Roles == nil {
+			p.Roles = []chatvault.Role{} // "roles": null or [] keeps member only
+		}
+	}
+	u, err := s.accounts.UpdateUser(r.Context(), a, r.PathValue("user_id"), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
