@@ -117,6 +117,18 @@ func checkText(body []byte) error {
 				// A key that does not decode is a syntax error the decoder will report.
 				stack[top].key = ""
 				json.Unmarshal(body[i:min(end+1, len(body))], &stack[top].key)
+				// encoding/json keeps the last of two equal keys, and matches field names without
+				// regard to case; another parser may keep the first or tell "Text" from "text". A
+				// request two parsers could read differently is refused.
+				folded := strings.ToLower(stack[top].key)
+				if stack[top].seen == nil {
+					stack[top].seen = map[string]bool{}
+				}
+				if stack[top].seen[folded] {
+					where := jsonPath(stack)
+					return chatvault.Invalidf(where, "the field %q appears twice in one object", where)
+				}
+				stack[top].seen[folded] = true
 			}
 			i = end + 1
 			continue
@@ -136,9 +148,10 @@ func checkText(body []byte) error {
 // jsonFrame is one open object or array on the way to the string checkText looks at.
 type jsonFrame struct {
 	object  bool
-	wantKey bool   // in an object, the next string is a key
-	key     string // in an object, the key of the current value
-	index   int    // in an array, the index of the current element
+	wantKey bool            // in an object, the next string is a key
+	key     string          // in an object, the key of the current value
+	seen    map[string]bool // in an object, the keys so far, lower-cased
+	index   int             // in an array, the index of the current element
 }
 
 // jsonPath names the value the innermost frame is at: text, members[2], policy.days.

@@ -28,6 +28,7 @@ var requestBodies = []func() any{
 	func() any { return new(EditMessageRequest) },
 	func() any { return new(ChangePasswordRequest) },
 	func() any { return new(ResetPasswordRequest) },
+	func() any { return new(PatchUserRequest) },
 }
 
 // FuzzDecodeBody checks that any body decodes into every request type without panicking, that
@@ -113,8 +114,60 @@ func checkStrictText(t *testing.T, body []byte) {
 		}
 	}
 	if json.Valid(body) && utf8.Valid(body) && !surrogateEscape.Match(body) {
-		if err := checkText(body); err != nil {
-			t.Fatalf("checkText(%q) = %v; want nil for valid JSON in UTF-8 without surrogate escapes", body, err)
+		err := checkText(body)
+		if dup := duplicateKey(body); dup != "" {
+			if err == nil {
+				t.Fatalf("checkText(%q) = nil; want an error for the key %q twice in one object", body, dup)
+			}
+		} else if err != nil {
+			t.Fatalf("checkText(%q) = %v; want nil for valid JSON in UTF-8 without surrogate escapes or duplicate keys", body, err)
+		}
+	}
+}
+
+// duplicateKey returns a key that appears twice (ignoring case) in one object of the valid JSON
+// body, read with encoding/json's tokenizer rather than checkText's own scanner, or "".
+func duplicateKey(body []byte) string {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	type frame struct {
+		object, wantKey bool
+		seen            map[string]bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tok := tok.(type) {
+		case json.Delim:
+			switch tok {
+			case '{', '[':
+				if top != nil && top.object {
+					top.wantKey = true
+				}
+				stack = append(stack, &frame{object: tok == '{', wantKey: tok == '{', seen: map[string]bool{}})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.wantKey {
+				k := strings.ToLower(tok)
+				if top.seen[k] {
+					return tok
+				}
+				top.seen[k] = true
+				top.wantKey = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.wantKey = true
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/chat"
+	cvhttp "github.com/chatvault/chatvault/internal/http"
 )
 
 // wantRefused fails unless r is a 400 naming field ("" = no field).
@@ -82,6 +83,39 @@ func TestBodyTextRefusedNotAltered(t *testing.T) {
 	ts.doRaw("POST", messages, alice.Token, "application/json", []byte(`{"client_msg_id":"ok","text":"\ud83d\ude80 \u5F20"}`)).decode(t, &m)
 	if p := ts.history(bob, g.ID, ""); len(p.Messages) != 1 || p.Messages[0].Text != "🚀 张" {
 		t.Errorf("history = %q; want [\"🚀 张\"]", texts(p.Messages))
+	}
+}
+
+// TestDuplicateKeysRefused: a body with one key twice in an object (or twice but for case, which
+// encoding/json treats as the same field) is refused, so no two parsers read it differently.
+func TestDuplicateKeysRefused(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	alice, bob := ts.newUser("alice"), ts.newUser("bob")
+	g := ts.group(alice, "dup", false, bob)
+	messages := "/api/v1/conversations/" + g.ID + "/messages"
+	for _, tc := range []struct {
+		name, path, body, field string
+	}{
+		{"text twice", messages, `{"client_msg_id":"d1","text":"a","text":"b"}`, "text"},
+		{"text twice, case apart", messages, `{"client_msg_id":"d2","text":"a","Text":"b"}`, "Text"},
+		{"escaped the second time", messages, `{"client_msg_id":"d3","text":"a","t\u0065xt":"b"}`, "text"},
+		{"in a nested object", "/api/v1/admin/users", `{"username":"dup","password":"password-dup","roles":["auditor"],"roles":[]}`, "roles"},
+		{"chinese key twice", messages, `{"client_msg_id":"d4","text":"a","名字":1,"名字":2}`, "名字"},
+	} {
+		token := alice.Token
+		if tc.path == "/api/v1/admin/users" {
+			token = ts.adminToken
+		}
+		wantRefused(t, tc.name, ts.doRaw("POST", tc.path, token, "application/json", []byte(tc.body)), tc.field)
+	}
+	if p := ts.history(bob, g.ID, ""); len(p.Messages) != 0 {
+		t.Errorf("history after refused sends = %q; want none", texts(p.Messages))
+	}
+	// The same key in two different objects is fine.
+	var v map[string]any
+	if err := cvhttp.DecodeBody([]byte(`{"a":{"x":1,"y":[{"x":2},{"x":3}]},"b":{"x":4}}`), &v); err != nil {
+		t.Errorf("DecodeBody with one key in several objects: %v; want nil", err)
 	}
 }
 
