@@ -3,21 +3,23 @@ package chatvault
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Transports map each to one status in one place; anything that is not an *Error is
 // internal and its text is never shown to clients.
 const (
-	EINVALID      = "invalid"         // malformed or out-of-range input
-	EUNAUTHORIZED = "unauthorized"    // no valid credentials
-	EFORBIDDEN    = "forbidden"       // authenticated, but not allowed
-	ENOTFOUND     = "not_found"       // absent, or not visible to the caller
-	ECONFLICT     = "conflict"        // the request contradicts stored state
-	ETOOLARGE     = "too_large"       // a body or field over its limit
-	EUNAVAILABLE  = "unavailable"     // the server cannot serve now (shutting down, store closed)
-	EFULL         = "storage_full"    // the store's disk is full: nothing was stored; retry once space is freed
-	EINTERNAL     = "internal"        // a bug or an infrastructure failure
-	ERESYNC       = "resync_required" // a sync cursor too old or foreign: start over with an initial sync
+	EINVALID      = "invalid"           // malformed or out-of-range input
+	EUNAUTHORIZED = "unauthorized"      // no valid credentials
+	EFORBIDDEN    = "forbidden"         // authenticated, but not allowed
+	ENOTFOUND     = "not_found"         // absent, or not visible to the caller
+	ECONFLICT     = "conflict"          // the request contradicts stored state
+	ETOOLARGE     = "too_large"         // a body or field over its limit
+	EUNAVAILABLE  = "unavailable"       // the server cannot serve now (shutting down, store closed)
+	EFULL         = "storage_full"      // the store's disk is full: nothing was stored; retry once space is freed
+	EINTERNAL     = "internal"          // a bug or an infrastructure failure
+	ERESYNC       = "resync_required"   // a sync cursor too old or foreign: start over with an initial sync
+	ETOOMANY      = "too_many_requests" // throttled or locked out: retry after Error.RetryAfter
 )
 
 // Error is a domain error whose Message is safe to show to the client that caused it.
@@ -26,6 +28,8 @@ type Error struct {
 	Message string
 	// Field names the offending input field, when there is one (for EINVALID and ETOOLARGE).
 	Field string
+	// RetryAfter, for ETOOMANY, is how long the client should wait before trying again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -47,6 +47,8 @@ type Config struct {
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 
 	Retention RetentionConfig `yaml:"retention"`
+	// Login: throttling, lockout and the password policy.
+	Login LoginConfig `yaml:"login"`
 	// Backup: schedule, recipients, targets and retention of backups (internal/backup).
 	Backup BackupConfig `yaml:"backup"`
 }
@@ -80,6 +82,7 @@ func DefaultConfig() Config {
 		MaxBodyBytes: 64 << 10,
 		RecallWindow: Duration(2 * time.Minute),
 		ExportTTL:    Duration(export.DefaultTTL),
+		Login:        defaultLoginConfig(),
 		Log:          LogConfig{Level: "info", Format: "text", Access: true},
 		Retention: RetentionConfig{Interval: Duration(time.Hour), StartDelay: Duration(defaultRetentionStartDelay),
 			TakeoverCheck: Duration(defaultTakeoverCheck)},
@@ -122,6 +125,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateTLS()...)
 	errs = append(errs, c.validateSchedules()...)
+	errs = append(errs, c.Login.validate()...)
 	if err := c.Backup.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -173,6 +177,7 @@ func addConfigFlags(fs *flag.FlagSet, withServer bool) *configFlags {
 		fs.StringVar(&cf.cfg.MetricsListen, "metrics-listen", "", "address for /metrics and /debug/pprof, e.g. 127.0.0.1:9464; empty: off (env CHATVAULT_METRICS_LISTEN)")
 		addTLSFlags(fs, &cf.cfg)
 		addRetentionFlags(fs, &cf.cfg)
+		addLoginFlags(fs, &cf.cfg)
 	}
 	return cf
 }
@@ -233,6 +238,7 @@ func (cf *configFlags) resolve() (Config, error) {
 			apply()
 		}
 	}
+	applyLoginFlags(set, &cfg, fromFlags)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -276,6 +282,9 @@ func applyEnv(cfg *Config) error {
 		return err
 	}
 	if err := applyRetentionEnv(cfg); err != nil {
+		return err
+	}
+	if err := applyLoginEnv(cfg); err != nil {
 		return err
 	}
 	if v, ok := os.LookupEnv("CHATVAULT_MAX_BODY_BYTES"); ok {

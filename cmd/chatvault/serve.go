@@ -69,7 +69,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	clock := chatvault.SystemClock{}
 	auditLog := audit.New(db, db.Keyring(), clock)
-	accounts := account.NewService(db, clock, account.Config{Audit: auditLog})
+	acfg := cfg.Login.accountConfig()
+	acfg.Audit = auditLog
+	accounts := account.NewService(db, clock, acfg)
 	if err := bootstrap(ctx, accounts, cfg.Data, logger.Info); err != nil {
 		return err
 	}

@@ -32,18 +32,33 @@ type Config struct {
 	// Audit records every user, role, password and device change. Without it such changes are
 	// refused: no entry, no change.
 	Audit Recorder
+	// Login is how sign-in resists guessing; zero fields take DefaultLoginPolicy's values.
+	Login LoginPolicy
+	// PasswordMinLength is the fewest characters a new password may have (default 8, as NIST
+	// SP 800-63B asks; longer is the operator's choice).
+	PasswordMinLength int
 }
+
+// DefaultPasswordMinLength is the shortest password accepted unless configured otherwise.
+const DefaultPasswordMinLength = 8
 
 // Service implements sign-in and user management.
 type Service struct {
-	store Stores
-	clock chatvault.Clock
-	cfg   Config
+	store    Stores
+	clock    chatvault.Clock
+	cfg      Config
+	throttle *throttle
+	hashes   chan struct{} // one token per argon2id check running
 }
 
 // NewService returns a Service over store, telling time by clock.
 func NewService(store Stores, clock chatvault.Clock, cfg Config) *Service {
-	return &Service{store: store, clock: clock, cfg: cfg}
+	cfg.Login = cfg.Login.withDefaults()
+	if cfg.PasswordMinLength <= 0 {
+		cfg.PasswordMinLength = DefaultPasswordMinLength
+	}
+	return &Service{store: store, clock: clock, cfg: cfg, throttle: newThrottle(cfg.Login),
+		hashes: make(chan struct{}, cfg.Login.HashConcurrency)}
 }
 
 // DefaultOrgSlug is the slug of the org a new server creates on first start.
@@ -182,7 +197,7 @@ func (s *Service) ResetPasswordByName(ctx context.Context, orgSlug, username str
 func (s *Service) setPassword(ctx context.Context, orgID, userID, field, password string) (string, error) {
 	if password == "" {
 		password = GeneratePassword()
-	} else if err := validPassword(field, password); err != nil {
+	} else if err := validPassword(field, password, s.cfg.PasswordMinLength, ""); err != nil {
 		return "", err
 	}
 	hash, err := HashPassword(password)
@@ -223,12 +238,24 @@ func validSlug(s string) bool {
 	return true
 }
 
-func validPassword(field, p string) error {
+// maxPasswordBytes bounds what argon2id is asked to hash.
+const maxPasswordBytes = 1024
+
+// validPassword applies the password policy: at least minLen characters, at most
+// maxPasswordBytes bytes, not one of the commonly used passwords, and not the username itself.
+func validPassword(field, p string, minLen int, username string) error {
 	switch n := utf8.RuneCountInString(p); {
-	case n < 8:
-		return chatvault.Invalidf(field, "a password needs at least 8 characters")
-	case len(p) > 1024:
-		return chatvault.Invalidf(field, "a password may have at most 1024 bytes")
+	case n < minLen:
+		return chatvault.Invalidf(field, "a password needs at least %d characters", minLen)
+	case len(p) > maxPasswordBytes:
+		return chatvault.Invalidf(field, "a password may have at most %d bytes", maxPasswordBytes)
+	}
+	folded := strings.ToLower(p)
+	if commonPassword(folded) {
+		return chatvault.Invalidf(field, "this password is on the list of commonly used passwords; choose another")
+	}
+	if username != "" && folded == strings.ToLower(username) {
+		return chatvault.Invalidf(field, "a password may not be the username")
 	}
 	return nil
 }

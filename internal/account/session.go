@@ -14,6 +14,9 @@ type LoginRequest struct {
 	Username   string
 	Password   string
 	DeviceName string
+	// Source is the network address the attempt came from, for per-source throttling ("" for
+	// none: the console).
+	Source string
 }
 
 // LoginResult is what a device keeps after signing in. Token is shown once and stored only hashed.
@@ -24,9 +27,14 @@ type LoginResult struct {
 	DeviceID string `json:"device_id"`
 }
 
-var errBadCredentials = chatvault.Errorf(chatvault.EUNAUTHORIZED, "wrong username or password")
+var errBadCredentials = chatvault.Errorf(chatvault.EUNAUTHORIZED, "wrong org, username or password")
 
 // Login checks a password and registers a new device with its own token.
+//
+// An unknown org, an unknown username and a wrong password take the same path: the same throttle
+// (keyed by what was typed, not by what exists), one argon2id check (against a dummy hash when
+// there is no user), and the same answer. Throttled attempts are refused before the hash and
+// before the hashing semaphore, so guessing costs the server almost nothing.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, error) {
 	if err := chatvault.CheckName("device_name", strings.TrimSpace(req.DeviceName), 128); err != nil {
 		return nil, err
@@ -37,40 +45,66 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	if req.Password == "" {
 		return nil, chatvault.Invalidf("password", "password is required")
 	}
-	org, err := s.loginOrg(ctx, req.Org)
-	if err != nil {
-		return nil, err
+	if len(req.Password) > maxPasswordBytes {
+		return nil, chatvault.Invalidf("password", "a password may have at most %d bytes", maxPasswordBytes)
 	}
 	username, err := NormalizeUsername(req.Username)
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.store.FindUserByUsername(ctx, org.ID, username)
-	if chatvault.ErrorCode(err) == chatvault.ENOTFOUND {
-		// Spend the same time as a real check, so response times do not reveal who exists.
-		verifyPassword(dummyHash(), req.Password)
-		return nil, errBadCredentials
-	} else if err != nil {
-		return nil, err
-	}
-	ok, err := verifyPassword(u.PasswordHash, req.Password)
+	org, slug, err := s.loginOrg(ctx, req.Org)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	acct, src := accountKey(slug, username), sourceKey(req.Source)
+	if wait, locked := s.throttle.wait(s.clock.Now(), acct, src); wait > 0 {
+		return nil, errTooMany(wait, locked)
+	}
+	release, err := s.hashSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var u *chatvault.User
+	if org != nil {
+		u, err = s.store.FindUserByUsername(ctx, org.ID, username)
+		if chatvault.ErrorCode(err) == chatvault.ENOTFOUND {
+			u = nil
+		} else if err != nil {
+			release()
+			return nil, err
+		}
+	}
+	hash := dummyHash()
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	ok, err := verifyPassword(hash, req.Password)
+	release()
+	if err != nil {
+		return nil, err
+	}
+	if u == nil || !ok {
+		if s.throttle.fail(s.clock.Now(), acct, src) && u != nil {
+			// Recorded for known accounts only: an unknown one has no org log to hold it.
+			if err := s.audit(ctx, chatvault.Actor{OrgID: org.ID, UserID: u.ID}, "user.locked", u.ID, "ok",
+				map[string]any{"source": req.Source, "failures": s.cfg.Login.MaxFailures}); err != nil {
+				return nil, err
+			}
+		}
 		return nil, errBadCredentials
 	}
+	s.throttle.succeed(acct)
 	if u.Disabled {
 		return nil, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this account is disabled; ask an org admin")
 	}
-	token, hash, err := newToken()
+	token, tokenHash, err := newToken()
 	if err != nil {
 		return nil, err
 	}
 	d := &chatvault.Device{OrgID: org.ID, ID: newID(), UserID: u.ID, Name: strings.TrimSpace(req.DeviceName),
-		CreatedAt: s.clock.Now(), TokenHash: hash}
+		CreatedAt: s.clock.Now(), TokenHash: tokenHash}
 	if err := s.audit(ctx, chatvault.Actor{OrgID: org.ID, UserID: u.ID}, "device.create", d.ID, "ok",
-		map[string]any{"name": d.Name}); err != nil {
+		map[string]any{"name": d.Name, "source": req.Source}); err != nil {
 		return nil, err
 	}
 	if err := s.store.CreateDevice(ctx, d); err != nil {
@@ -79,25 +113,48 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	return &LoginResult{Token: token, OrgID: org.ID, UserID: u.ID, DeviceID: d.ID}, nil
 }
 
-func (s *Service) loginOrg(ctx context.Context, slug string) (*chatvault.Org, error) {
+// loginOrg finds the org a login names, and the slug its throttle is keyed by. An unknown slug
+// is not an error: the login goes on against no user, so it costs and answers the same.
+func (s *Service) loginOrg(ctx context.Context, slug string) (*chatvault.Org, string, error) {
+	slug = strings.ToLower(strings.TrimSpace(slug))
 	if slug != "" {
-		org, err := s.store.FindOrgBySlug(ctx, strings.ToLower(strings.TrimSpace(slug)))
+		org, err := s.store.FindOrgBySlug(ctx, slug)
 		if chatvault.ErrorCode(err) == chatvault.ENOTFOUND {
-			return nil, errBadCredentials
+			return nil, slug, nil
 		}
-		return org, err
+		return org, slug, err
 	}
 	orgs, err := s.store.FindOrgs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	// Without a slug a login goes to the server's first org (the one made at first start), so
 	// the walk-through keeps working after an operator adds another org; users of the other
 	// orgs give theirs.
 	if len(orgs) == 0 {
-		return nil, errBadCredentials
+		return nil, "", nil
 	}
-	return orgs[0], nil
+	return orgs[0], orgs[0].Slug, nil
+}
+
+// Unlock lifts a sign-in lock on a user of the actor's org, and forgets its failures.
+func (s *Service) Unlock(ctx context.Context, a chatvault.Actor, userID string) error {
+	if err := chatvault.Authorize(a, chatvault.PermManageSecurity); err != nil {
+		return err
+	}
+	u, err := s.store.FindUserByID(ctx, a.OrgID, userID)
+	if err != nil {
+		return err
+	}
+	org, err := s.store.FindOrg(ctx, a.OrgID)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(ctx, a, "user.unlock", userID, "ok", nil); err != nil {
+		return err
+	}
+	s.throttle.unlock(accountKey(org.Slug, u.Username))
+	return nil
 }
 
 var dummyHash = sync.OnceValue(func() string {
@@ -157,7 +214,12 @@ func (s *Service) ChangePassword(ctx context.Context, a chatvault.Actor, current
 	if err != nil {
 		return err
 	}
+	release, err := s.hashSlot(ctx)
+	if err != nil {
+		return err
+	}
 	ok, err := verifyPassword(u.PasswordHash, current)
+	release()
 	if err != nil {
 		return err
 	}
@@ -167,7 +229,7 @@ func (s *Service) ChangePassword(ctx context.Context, a chatvault.Actor, current
 	if next == "" {
 		return chatvault.Invalidf("new_password", "new_password is required")
 	}
-	if err := validPassword("new_password", next); err != nil {
+	if err := validPassword("new_password", next, s.cfg.PasswordMinLength, u.Username); err != nil {
 		return err
 	}
 	if err := s.audit(ctx, a, "user.password_change", a.UserID, "ok", nil); err != nil {

@@ -26,7 +26,7 @@ func (s *Service) CreateUser(ctx context.Context, a chatvault.Actor, req NewUser
 	if err != nil {
 		return nil, err
 	}
-	if err := validPassword("password", req.Password); err != nil {
+	if err := validPassword("password", req.Password, s.cfg.PasswordMinLength, username); err != nil {
 		return nil, err
 	}
 	display := strings.TrimSpace(req.DisplayName)

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"net"
 	"net/http"
 
 	"github.com/chatvault/chatvault"
@@ -20,8 +21,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	// The peer address, not X-Forwarded-For: a header the client writes would let it pick a fresh
+	// source for every guess. Behind a proxy every login shares the proxy's address (the
+	// per-account limits still apply); docs/operations.md says so.
+	source, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		source = r.RemoteAddr
+	}
 	res, err := s.accounts.Login(r.Context(), account.LoginRequest{Org: req.Org, Username: req.Username,
-		Password: req.Password, DeviceName: req.DeviceName})
+		Password: req.Password, DeviceName: req.DeviceName, Source: source})
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,17 @@ func contractAccounts(t *testing.T, c *contract) {
 	})
 	ts.must(http.StatusUnauthorized, "POST", "/api/v1/auth/login", "", map[string]string{
 		"username": "小明", "password": "wrong password", "device_name": "手机"})
+	// Guessing at another account: throttled, with Retry-After; a security_admin lifts the lock.
+	for range account.DefaultLoginPolicy().FreeFailures {
+		ts.must(http.StatusUnauthorized, "POST", "/api/v1/auth/login", "", map[string]string{
+			"username": "admin", "password": "wrong password", "device_name": "d"})
+	}
+	wantError(t, ts.must(http.StatusTooManyRequests, "POST", "/api/v1/auth/login", "", map[string]string{
+		"username": "admin", "password": "wrong password", "device_name": "d"}), chatvault.ETOOMANY, "")
+	var adminUser chatvault.User
+	ts.must(http.StatusOK, "GET", "/api/v1/me", ts.adminToken, nil).decode(t, &adminUser)
+	ts.must(http.StatusNoContent, "POST", "/api/v1/admin/users/"+adminUser.ID+"/unlock", ts.adminToken, nil)
+	ts.must(http.StatusForbidden, "POST", "/api/v1/admin/users/"+adminUser.ID+"/unlock", alice.Token, nil)
 
 	// A second device, listed, then revoked from the first.
 	second := ts.login("小明", "password-小明", "default")

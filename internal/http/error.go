@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/chatvault/chatvault"
 )
@@ -27,6 +29,7 @@ var statusOf = map[string]int{
 	chatvault.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	chatvault.EFULL:         http.StatusInsufficientStorage,
 	chatvault.ERESYNC:       http.StatusGone,
+	chatvault.ETOOMANY:      http.StatusTooManyRequests,
 	chatvault.EINTERNAL:     http.StatusInternalServerError,
 	codeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	codeUnsupportedMedia:    http.StatusUnsupportedMediaType,
@@ -64,6 +67,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="chatvault"`)
+	}
+	var de *chatvault.Error
+	if errors.As(err, &de) && de.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((de.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: chatvault.ErrorMessage(err),
 		Field: chatvault.ErrorField(err), RequestID: id}})

@@ -42,7 +42,8 @@ type testServer struct {
 	validate func(t *testing.T, req *http.Request, reqBody []byte, resp *http.Response, respBody []byte)
 }
 
-func newTestServer(t *testing.T) *testServer {
+// newTestServer starts a server; opts change the account service's configuration.
+func newTestServer(t *testing.T, opts ...func(*account.Config)) *testServer {
 	t.Helper()
 	db, err := sqlite.Open(t.TempDir())
 	if err != nil {
@@ -51,7 +52,11 @@ func newTestServer(t *testing.T) *testServer {
 	clock := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
 	aud := audit.New(db, db.Keyring(), clock)
-	accounts := account.NewService(db, clock, account.Config{Audit: aud})
+	acfg := account.Config{Audit: aud}
+	for _, o := range opts {
+		o(&acfg)
+	}
+	accounts := account.NewService(db, clock, acfg)
 	ret := retention.New(db, aud, clock, logger, nil)
 	chatSvc := chat.NewService(db, clock, chat.Config{RecallWindow: 2 * time.Minute, Classifier: ret, Audit: aud})
 	h := hub.New(db, logger)

@@ -214,7 +214,7 @@ func closeObjects(doc *openapi3.T) {
 // codeOf is the error code every status carries (internal/http/error.go).
 var codeOf = map[int]string{
 	400: chatvault.EINVALID, 401: chatvault.EUNAUTHORIZED, 403: chatvault.EFORBIDDEN, 404: chatvault.ENOTFOUND,
-	405: "method_not_allowed", 409: chatvault.ECONFLICT, 410: chatvault.ERESYNC, 413: chatvault.ETOOLARGE, 415: "unsupported_media_type",
+	405: "method_not_allowed", 409: chatvault.ECONFLICT, 410: chatvault.ERESYNC, 413: chatvault.ETOOLARGE, 415: "unsupported_media_type", 429: chatvault.ETOOMANY,
 	500: chatvault.EINTERNAL, 503: chatvault.EUNAVAILABLE, 507: chatvault.EFULL,
 }
 

@@ -27,6 +27,7 @@ func (s *Server) routes() {
 	s.authed("POST /api/v1/admin/users/{user_id}/disable", s.disableUser)
 	s.authed("POST /api/v1/admin/users/{user_id}/enable", s.enableUser)
 	s.authed("POST /api/v1/admin/users/{user_id}/password", s.resetPassword)
+	s.authed("POST /api/v1/admin/users/{user_id}/unlock", s.unlockUser)
 
 	s.authed("POST /api/v1/conversations", s.createConversation)
 	s.authed("GET /api/v1/conversations", s.listConversations)

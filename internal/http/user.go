@@ -142,3 +142,10 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, a chatvault.A
 	writeJSON(w, http.StatusOK, u)
 	return nil
 }
+
+func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request, a chatvault.Actor) error {
+	if err := s.accounts.Unlock(r.Context(), a, r.PathValue("user_id")); err != nil {
+		return err
+	}
+	return noContent(w)
+}
