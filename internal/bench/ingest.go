@@ -232,6 +232,7 @@ func (cfg *Config) rawIngest(ctx context.Context, ds *dataset, senders []*sender
 			ms[i] = &chatvault.Message{OrgID: c.OrgID, ID: uuid.Must(uuid.NewV7()).String(), ConversationID: c.ID,
 				Seq: lastSeq[c.ID], SenderID: s.user.ID, ClientMsgID: "raw-" + token(r, 20), Kind: chatvault.KindText,
 				Text: Body(r), SentAt: chatvault.SystemClock{}.Now()}
+			ms[i].ID = chatvault.ClientMessageID(c.OrgID, c.ID, s.user.ID, ms[i].ClientMsgID) // as AppendMessage names it
 		}
 		return ms
 	}
