@@ -2,7 +2,11 @@ package chatvault
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // MessageKind says what a message's body holds.
@@ -13,6 +17,21 @@ const (
 	KindFile   MessageKind = "file"
 	KindSystem MessageKind = "system"
 )
+
+// clientIDSpace is the namespace of ClientMessageID's name-based UUIDs.
+var clientIDSpace = uuid.MustParse("5b0f3c2e-6a51-4c3e-9d1a-7e2f43a8c901")
+
+// ClientMessageID is the id of the message a sender sends with clientMsgID to a conversation:
+// a name-based UUID (version 8, SHA-256 of the four values), so a retry of the same send names
+// the same message. The store finds retries through the message-id index it keeps anyway, and
+// writes no index of client ids per message (docs/decisions.md, "Message ids from client ids").
+func ClientMessageID(orgID, convID, senderID, clientMsgID string) string {
+	name := make([]byte, 0, len(orgID)+len(convID)+len(senderID)+len(clientMsgID)+4*binary.MaxVarintLen64)
+	for _, v := range []string{orgID, convID, senderID, clientMsgID} {
+		name = append(binary.AppendUvarint(name, uint64(len(v))), v...) // length-prefixed: unambiguous
+	}
+	return uuid.NewHash(sha256.New(), clientIDSpace, name, 8).String()
+}
 
 // MessageState is where a message is in its life.
 type MessageState string

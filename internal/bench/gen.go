@@ -293,6 +293,7 @@ func (d *Dataset) Messages() iter.Seq[*chatvault.Message] {
 			m := &chatvault.Message{OrgID: c.OrgID, ID: newUUID(r, sent), ConversationID: c.ID, Seq: lastSeq[s.conv],
 				SenderID: c.Members[sender], ClientMsgID: newUUID(r, sent), Kind: chatvault.KindText, Text: Body(r),
 				SentAt: sent, Version: 1, State: chatvault.StateLive}
+			m.ID = chatvault.ClientMessageID(m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID) // as AppendMessage names it
 			if lastID[s.conv] != "" && r.IntN(33) == 0 {
 				m.ReplyTo = lastID[s.conv]
 			}

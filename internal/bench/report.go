@@ -27,6 +27,9 @@ type Report struct {
 	Settings   map[string]any     `json:"settings"`
 	Results    map[string]*Result `json:"results"`
 	Reference  *Result            `json:"reference"`
+	// Ceiling is a second reference where a scenario has one (ingest): the engine on a minimal
+	// table; Ratio then also holds X_vs_ceiling.
+	Ceiling *Result `json:"ceiling,omitempty"`
 	// Ratio compares each path with the reference: its rate divided by the reference's rate
 	// (1 = as fast as the raw engine).
 	Ratio map[string]float64 `json:"ratio"`
@@ -116,6 +119,13 @@ func (rep *Report) finish() {
 	for k, r := range rep.Results {
 		rep.Ratio[k+"_vs_raw"] = math.Round(r.Rate/rep.Reference.Rate*1000) / 1000
 	}
+	if rep.Ceiling == nil || rep.Ceiling.Rate == 0 {
+		return
+	}
+	for k, r := range rep.Results {
+		rep.Ratio[k+"_vs_ceiling"] = math.Round(r.Rate/rep.Ceiling.Rate*1000) / 1000
+	}
+	rep.Ratio["raw_vs_ceiling"] = math.Round(rep.Reference.Rate/rep.Ceiling.Rate*1000) / 1000
 }
 
 func fromSummary(s Summary, elapsed time.Duration) *Result {
@@ -168,6 +178,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if rep.Reference != nil {
 		row("raw (reference)", rep.Reference, "1.000")
 	}
+	if rep.Ceiling != nil && rep.Reference != nil && rep.Reference.Rate > 0 {
+		row("ceiling (minimal table)", rep.Ceiling, fmt.Sprintf("%.3f", rep.Ceiling.Rate/rep.Reference.Rate))
+	}
 	tw.Flush()
 	fmt.Fprintln(bw)
 	for _, k := range rep.order {
@@ -190,6 +203,16 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(bw, "; peak anonymous RSS %s", mib(rep.Reference.PeakAnonRSSBytes))
 		}
 		fmt.Fprintln(bw)
+	}
+	if rep.Ceiling != nil {
+		fmt.Fprintf(bw, "%-9s %s; RSS of %s\n", "ceiling:", rep.Ceiling.Name, rep.Ceiling.RSSOf)
+		var vs []string
+		for _, k := range append(slices.Clone(rep.order), "raw") {
+			if v, ok := rep.Ratio[k+"_vs_ceiling"]; ok {
+				vs = append(vs, fmt.Sprintf("%s %.3f", k, v))
+			}
+		}
+		fmt.Fprintf(bw, "vs ceiling: %s\n", strings.Join(vs, ", "))
 	}
 	var figs []string
 	for k := range rep.Figures {

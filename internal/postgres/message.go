@@ -60,7 +60,7 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 			doc = ev
 		}
 		_, err = tx.Exec(ctx, sqlstore.InsertMessageQuery, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-			sqlstore.NullString(m.ClientMsgID), string(m.Kind), body, sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), m.Importance, doc)
+			sqlstore.NullString(m.ClientMsgID), string(m.Kind), body, sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), m.Importance, doc, sqlstore.IDDerived(m))
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}

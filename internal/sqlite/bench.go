@@ -47,8 +47,8 @@ type Raw struct {
 }
 
 // rawInsert inserts the same columns AppendMessage does.
-const rawInsert = `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const rawInsert = `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, id_derived)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // rawPage is the indexed range query under FindMessages (primary key org_id, conversation_id, seq).
 const rawPage = `SELECT ` + messageColumns + ` FROM messages
@@ -79,7 +79,7 @@ func (r *Raw) InsertMessages(ctx context.Context, ms []*chatvault.Message) error
 		st := tx.StmtContext(ctx, r.insert)
 		for _, m := range ms {
 			if _, err := st.ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-				sqlstore.NullString(m.ClientMsgID), m.Kind, []byte(m.Text), sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt)); err != nil {
+				sqlstore.NullString(m.ClientMsgID), m.Kind, []byte(m.Text), sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), sqlstore.IDDerived(m)); err != nil {
 				return fmt.Errorf("raw insert message: %w", err)
 			}
 		}
@@ -253,7 +253,7 @@ func (db *DB) BulkLoad(ctx context.Context, data BulkData) error {
 			defer st.Close()
 			for _, m := range ms {
 				if _, err := st.ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-					sqlstore.NullString(m.ClientMsgID), m.Kind, []byte(m.Text), sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt)); err != nil {
+					sqlstore.NullString(m.ClientMsgID), m.Kind, []byte(m.Text), sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), sqlstore.IDDerived(m)); err != nil {
 					return fmt.Errorf("load message: %w", err)
 				}
 			}

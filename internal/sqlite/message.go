@@ -42,7 +42,7 @@ func (db *DB) AppendMessage(ctx context.Context, m *chatvault.Message) (bool, er
 			doc = sql.NullInt64{Int64: ev, Valid: true}
 		}
 		_, err = tx.StmtContext(ctx, db.stmts.insertMessage).ExecContext(ctx, m.OrgID, m.ConversationID, m.Seq, m.ID, m.SenderID,
-			sqlstore.NullString(m.ClientMsgID), string(m.Kind), body, sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), m.Importance, doc)
+			sqlstore.NullString(m.ClientMsgID), string(m.Kind), body, sqlstore.NullString(m.ReplyTo), sqlstore.Millis(m.SentAt), m.Importance, doc, sqlstore.IDDerived(m))
 		if err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}

@@ -41,7 +41,7 @@ func (s *statements) prepare(write *sql.DB) error {
 		return st
 	}
 	// The shared core's send-path statements, found by their text (querier.go).
-	for _, q := range []string{sqlstore.ByClientIDQuery, sqlstore.ActiveMemberQuery, sqlstore.MessageExistsQuery, sqlstore.LatestKeyQuery} {
+	for _, q := range []string{sqlstore.ByIDQuery, sqlstore.ByLegacyClientIDQuery, sqlstore.ActiveMemberQuery, sqlstore.MessageExistsQuery, sqlstore.LatestKeyQuery} {
 		s.byText[q] = prep(write, q)
 	}
 	s.nextSeq = prep(write, `UPDATE conversations SET last_seq = last_seq + 1, last_event_id = ? WHERE org_id = ? AND id = ? RETURNING last_seq`)

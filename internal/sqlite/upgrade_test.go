@@ -78,11 +78,25 @@ func TestUpgradeFromEveryEarlierSchema(t *testing.T) {
 			if err := raw.QueryRow(`SELECT count(*) FROM messages WHERE body = CAST('second 第二条' AS BLOB)`).Scan(&plain); err != nil || plain != 0 {
 				t.Errorf("%d bodies still in plain text after the upgrade (%v); want them sealed", plain, err)
 			}
-			// The upgraded store takes new writes after the old ones.
-			m := &chatvault.Message{OrgID: "org-1", ID: uuid.NewString(), ConversationID: "c-1", SenderID: "u-1", Kind: chatvault.KindText,
-				Text: "after the upgrade", SentAt: time.Now()}
+			// A client retrying a send the old version stored (and maybe never acknowledged) gets
+			// that message back, not a second copy.
+			retry := &chatvault.Message{OrgID: "org-1", ID: uuid.NewString(), ConversationID: "c-1", SenderID: "u-1", ClientMsgID: "k-2",
+				Kind: chatvault.KindText, Text: "second 第二条", SentAt: time.Now()}
+			if created, err := db.AppendMessage(ctx, retry); err != nil || created || retry.ID != "m-2" || retry.Seq != 2 {
+				t.Fatalf("AppendMessage(retry of k-2) = created %v, id %s, seq %d, %v; want the message stored before the upgrade (m-2, seq 2)",
+					created, retry.ID, retry.Seq, err)
+			}
+			// The upgraded store takes new writes after the old ones, and a retry of a new send is
+			// found through its derived id.
+			m := &chatvault.Message{OrgID: "org-1", ID: uuid.NewString(), ConversationID: "c-1", SenderID: "u-1", ClientMsgID: "k-3",
+				Kind: chatvault.KindText, Text: "after the upgrade", SentAt: time.Now()}
 			if _, err := db.AppendMessage(ctx, m); err != nil || m.Seq != 3 {
 				t.Fatalf("AppendMessage() after the upgrade = seq %d, %v; want seq 3", m.Seq, err)
+			}
+			again := &chatvault.Message{OrgID: "org-1", ID: uuid.NewString(), ConversationID: "c-1", SenderID: "u-1", ClientMsgID: "k-3",
+				Kind: chatvault.KindText, Text: "after the upgrade", SentAt: time.Now()}
+			if created, err := db.AppendMessage(ctx, again); err != nil || created || again.ID != m.ID || again.Seq != 3 {
+				t.Fatalf("AppendMessage(retry of k-3) = created %v, id %s, seq %d, %v; want message %s, seq 3", created, again.ID, again.Seq, err, m.ID)
 			}
 		})
 	}

@@ -18,12 +18,17 @@ const MessageColumns = `org_id, conversation_id, seq, id, sender_id, client_msg_
 // The statements of the send path. SQLite prepares them once on its write connection and finds
 // them by their text (so they are constants here); PostgreSQL runs them as they are.
 const (
-	ByClientIDQuery = `SELECT ` + MessageColumns + ` FROM messages
-		WHERE org_id = $1 AND conversation_id = $2 AND sender_id = $3 AND client_msg_id = $4`
+	// ByIDQuery finds a retried send: a message sent with a client_msg_id has the id
+	// chatvault.ClientMessageID gives it (id_derived = 1).
+	ByIDQuery = `SELECT ` + MessageColumns + ` FROM messages WHERE org_id = $1 AND conversation_id = $2 AND id = $3`
+	// ByLegacyClientIDQuery finds a retry of a send stored before ids were derived from client
+	// ids; only those rows are in the partial index messages_client_legacy.
+	ByLegacyClientIDQuery = `SELECT ` + MessageColumns + ` FROM messages
+		WHERE org_id = $1 AND conversation_id = $2 AND sender_id = $3 AND client_msg_id = $4 AND client_msg_id IS NOT NULL AND id_derived = 0`
 	ActiveMemberQuery  = `SELECT active <> 0 FROM participants WHERE org_id = $1 AND conversation_id = $2 AND user_id = $3`
 	MessageExistsQuery = `SELECT 1 FROM messages WHERE org_id = $1 AND conversation_id = $2 AND id = $3 LIMIT 1`
-	InsertMessageQuery = `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, importance, doc)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	InsertMessageQuery = `INSERT INTO messages (org_id, conversation_id, seq, id, sender_id, client_msg_id, kind, body, reply_to, sent_at, importance, doc, id_derived)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 )
 
 const pageQuery = `SELECT ` + MessageColumns + ` FROM messages m
@@ -46,9 +51,15 @@ const (
 // CheckAppend is the part of AppendMessage both engines share, run inside its transaction before
 // the seq is allocated: it finds an earlier message with m's client_msg_id (then *m becomes that
 // message, opened, and dup is true), and checks the sender's membership and the reply target.
+// A message with a client_msg_id takes the id chatvault.ClientMessageID derives from it, whatever
+// id the caller chose, so that the message-id index also finds retries.
 func (c *Core) CheckAppend(ctx context.Context, tx Tx, m *chatvault.Message) (dup bool, err error) {
 	if m.ClientMsgID != "" {
-		prior, err := ScanMessage(tx.QueryRow(ctx, ByClientIDQuery, m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID))
+		m.ID = chatvault.ClientMessageID(m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID)
+		prior, err := ScanMessage(tx.QueryRow(ctx, ByIDQuery, m.OrgID, m.ConversationID, m.ID))
+		if isNoRows(err) {
+			prior, err = ScanMessage(tx.QueryRow(ctx, ByLegacyClientIDQuery, m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID))
+		}
 		if err == nil {
 			if err := c.OpenMessage(ctx, prior, nil); err != nil {
 				return false, err
@@ -78,6 +89,16 @@ func (c *Core) CheckAppend(ctx context.Context, tx Tx, m *chatvault.Message) (du
 		}
 	}
 	return false, nil
+}
+
+// IDDerived is the id_derived column of a new message: 1 when its id is the one
+// chatvault.ClientMessageID derives from its client_msg_id (always, for AppendMessage; loads of
+// generated or copied rows may carry other ids).
+func IDDerived(m *chatvault.Message) int {
+	if m.ClientMsgID != "" && m.ID == chatvault.ClientMessageID(m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID) {
+		return 1
+	}
+	return 0
 }
 
 // MessageEvent is the event of a new message, carrying a copy of it for live delivery.
@@ -129,7 +150,7 @@ func (c *Core) FindMessages(ctx context.Context, orgID, convID string, q chatvau
 
 // FindMessageByID finds one message of a conversation.
 func (c *Core) FindMessageByID(ctx context.Context, orgID, convID, msgID string) (*chatvault.Message, error) {
-	m, err := findMessage(ctx, c.cached, `SELECT `+MessageColumns+` FROM messages WHERE org_id = $1 AND conversation_id = $2 AND id = $3`, orgID, convID, msgID)
+	m, err := findMessage(ctx, c.cached, ByIDQuery, orgID, convID, msgID)
 	if err != nil {
 		return nil, err
 	}

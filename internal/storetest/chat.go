@@ -207,6 +207,20 @@ func testIdempotent(t *testing.T, s chatvault.Store) {
 	if created, err := s.AppendMessage(ctx, other); err != nil || !created || other.Seq != 2 {
 		t.Fatalf("AppendMessage(same client id, other sender) = %v, %v, seq %d; want new message seq 2", created, err, other.Seq)
 	}
+	// So is the same client id from the same sender in another conversation.
+	c2 := f.group(t, 1, false, 0)
+	elsewhere := &chatvault.Message{OrgID: f.org.ID, ID: id(), ConversationID: c2.ID, SenderID: f.users[1].ID,
+		ClientMsgID: first.ClientMsgID, Kind: chatvault.KindText, Text: "elsewhere 别处", SentAt: t0}
+	if created, err := s.AppendMessage(ctx, elsewhere); err != nil || !created || elsewhere.Seq != 1 || elsewhere.ID == first.ID {
+		t.Fatalf("AppendMessage(same client id, other conversation) = %v, %v, seq %d, id %s; want a new message seq 1 with its own id",
+			created, err, elsewhere.Seq, elsewhere.ID)
+	}
+	// A message sent with a client id is named by it, so that any server finds the retry.
+	for _, m := range []*chatvault.Message{first, other, elsewhere} {
+		if want := chatvault.ClientMessageID(m.OrgID, m.ConversationID, m.SenderID, m.ClientMsgID); m.ID != want {
+			t.Errorf("message %d of %s has id %s; want %s, derived from its client id", m.Seq, m.ConversationID, m.ID, want)
+		}
+	}
 }
 
 func testAppendNonMember(t *testing.T, s chatvault.Store) {
