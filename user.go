@@ -34,6 +34,10 @@ type User struct {
 	CreatedAt   time.Time `json:"created_at"`
 	// RetentionDays is the user's own visibility window: nil for none, 0 for forever.
 	RetentionDays *int `json:"retention_days"`
+	// MustChangePassword is set when someone else chose the password (the bootstrap's one-time
+	// password, an administrator's reset): until the user sets their own, their sessions may do
+	// nothing else.
+	MustChangePassword bool `json:"must_change_password"`
 
 	PasswordHash string `json:"-"` // PHC-formatted argon2id hash; never leaves the server
 }
@@ -47,6 +51,8 @@ type UserUpdate struct {
 	Roles        []Role // nil leaves roles as they are
 	Disabled     *bool
 	PasswordHash *string
+	// MustChangePassword is stored only with PasswordHash in practice (account sets both).
+	MustChangePassword *bool
 }
 
 // UserFilter pages through an org's users by username.
@@ -74,6 +80,8 @@ type Device struct {
 	Name      string     `json:"name"`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// LastSeenAt is the device's last authenticated request, to the minute (nil: none since sign-in).
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
 
 	TokenHash []byte `json:"-"`
 }
@@ -91,6 +99,8 @@ type DeviceStore interface {
 	FindDevices(ctx context.Context, orgID, userID string) ([]*Device, error)
 	// RevokeDevice revokes one device of the user; ENOTFOUND if the user has no such live device.
 	RevokeDevice(ctx context.Context, orgID, userID, deviceID string, at time.Time) error
+	// TouchDevice records the device's last use (Device.LastSeenAt); a revoked device is left as is.
+	TouchDevice(ctx context.Context, orgID, userID, deviceID string, at time.Time) error
 	// FindSession resolves a token hash to its device and user, whether or not either is still
 	// usable: the caller decides (revoked, disabled). ENOTFOUND when no device has the hash.
 	FindSession(ctx context.Context, tokenHash []byte) (*Session, error)
@@ -104,6 +114,9 @@ type Actor struct {
 	Roles    []Role
 	// RetentionDays is the user's own visibility window (nil: none; 0: forever).
 	RetentionDays *int
+	// MustChangePassword: the session may only change the password (and read its own account,
+	// sign out) until the user sets their own.
+	MustChangePassword bool
 }
 
 // HasRole reports whether the actor holds r.

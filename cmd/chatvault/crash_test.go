@@ -274,6 +274,9 @@ func setup(t *testing.T, p *serverProc, dataDir string) (token, convID string) {
 	}
 	p.must("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin",
 		"password": strings.TrimSpace(string(pw)), "device_name": "crash test"}, &login, http.StatusOK)
+	// The one-time password only lets the admin choose their own.
+	p.must("PUT", "/api/v1/me/password", login.Token, map[string]string{"current_password": strings.TrimSpace(string(pw)),
+		"new_password": "the admin's own password"}, nil, http.StatusNoContent)
 	var conv struct {
 		ID string `json:"id"`
 	}

@@ -17,11 +17,16 @@ type LoginConfig struct {
 	Lockout           Duration `yaml:"lockout"`
 	PasswordMinLength int      `yaml:"password_min_length"`
 	HashConcurrency   int      `yaml:"hash_concurrency"`
+	// SessionLifetime ends a device's session that long after sign-in; IdleTimeout ends one
+	// unused that long. 0: never.
+	SessionLifetime Duration `yaml:"session_lifetime"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
 }
 
 func defaultLoginConfig() LoginConfig {
 	p := account.DefaultLoginPolicy()
-	return LoginConfig{MaxFailures: p.MaxFailures, Lockout: Duration(p.Lockout), PasswordMinLength: account.DefaultPasswordMinLength}
+	return LoginConfig{MaxFailures: p.MaxFailures, Lockout: Duration(p.Lockout), PasswordMinLength: account.DefaultPasswordMinLength,
+		SessionLifetime: Duration(30 * 24 * time.Hour), IdleTimeout: Duration(7 * 24 * time.Hour)}
 }
 
 // accountConfig is the account service's share of the configuration.
@@ -31,7 +36,8 @@ func (c LoginConfig) accountConfig() account.Config {
 	if c.HashConcurrency > 0 {
 		p.HashConcurrency = c.HashConcurrency
 	}
-	return account.Config{Login: p, PasswordMinLength: c.PasswordMinLength}
+	return account.Config{Login: p, PasswordMinLength: c.PasswordMinLength,
+		SessionLifetime: time.Duration(c.SessionLifetime), IdleTimeout: time.Duration(c.IdleTimeout)}
 }
 
 func (c LoginConfig) validate() []error {
@@ -48,6 +54,12 @@ func (c LoginConfig) validate() []error {
 	if c.HashConcurrency < 0 || c.HashConcurrency > 256 {
 		errs = append(errs, fmt.Errorf("login.hash_concurrency: %d must be between 0 (one per CPU) and 256; each check holds 19 MiB (--password-hash-concurrency or CHATVAULT_PASSWORD_HASH_CONCURRENCY)", c.HashConcurrency))
 	}
+	if d := time.Duration(c.SessionLifetime); d != 0 && (d < time.Hour || d > 365*24*time.Hour) {
+		errs = append(errs, fmt.Errorf("login.session_lifetime: %s must be 0 (never) or between 1h and 8760h, for example 720h (--session-lifetime or CHATVAULT_SESSION_LIFETIME)", d))
+	}
+	if d := time.Duration(c.IdleTimeout); d != 0 && (d < 5*time.Minute || d > 365*24*time.Hour) {
+		errs = append(errs, fmt.Errorf("login.idle_timeout: %s must be 0 (never) or between 5m and 8760h, for example 168h (--idle-timeout or CHATVAULT_IDLE_TIMEOUT)", d))
+	}
 	return errs
 }
 
@@ -58,6 +70,15 @@ func addLoginFlags(fs *flag.FlagSet, cfg *Config) {
 		cfg.Login.Lockout = Duration(d)
 		return err
 	})
+	durationFlag := func(name, usage string, dst *Duration) {
+		fs.Func(name, usage, func(s string) error {
+			d, err := time.ParseDuration(s)
+			*dst = Duration(d)
+			return err
+		})
+	}
+	durationFlag("session-lifetime", "how long a device stays signed in, e.g. 720h; 0: for ever (env CHATVAULT_SESSION_LIFETIME)", &cfg.Login.SessionLifetime)
+	durationFlag("idle-timeout", "how long an unused device stays signed in, e.g. 168h; 0: for ever (env CHATVAULT_IDLE_TIMEOUT)", &cfg.Login.IdleTimeout)
 	fs.IntVar(&cfg.Login.PasswordMinLength, "password-min-length", cfg.Login.PasswordMinLength, "fewest characters a new password may have (env CHATVAULT_PASSWORD_MIN_LENGTH)")
 	fs.IntVar(&cfg.Login.HashConcurrency, "password-hash-concurrency", cfg.Login.HashConcurrency, "password checks at once, 19 MiB each; 0: one per CPU (env CHATVAULT_PASSWORD_HASH_CONCURRENCY)")
 }
@@ -69,6 +90,8 @@ func applyLoginFlags(set map[string]bool, cfg *Config, fromFlags Config) {
 		"login-lockout":             func() { cfg.Login.Lockout = fromFlags.Login.Lockout },
 		"password-min-length":       func() { cfg.Login.PasswordMinLength = fromFlags.Login.PasswordMinLength },
 		"password-hash-concurrency": func() { cfg.Login.HashConcurrency = fromFlags.Login.HashConcurrency },
+		"session-lifetime":          func() { cfg.Login.SessionLifetime = fromFlags.Login.SessionLifetime },
+		"idle-timeout":              func() { cfg.Login.IdleTimeout = fromFlags.Login.IdleTimeout },
 	} {
 		if set[name] {
 			apply()
@@ -93,12 +116,21 @@ func applyLoginEnv(cfg *Config) error {
 			*e.dst = n
 		}
 	}
-	if v, ok := os.LookupEnv("CHATVAULT_LOGIN_LOCKOUT"); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("CHATVAULT_LOGIN_LOCKOUT: %q is not a duration like \"15m\"", v)
+	for _, e := range []struct {
+		name, example string
+		dst           *Duration
+	}{
+		{"CHATVAULT_LOGIN_LOCKOUT", `"15m"`, &cfg.Login.Lockout},
+		{"CHATVAULT_SESSION_LIFETIME", `"720h"`, &cfg.Login.SessionLifetime},
+		{"CHATVAULT_IDLE_TIMEOUT", `"168h"`, &cfg.Login.IdleTimeout},
+	} {
+		if v, ok := os.LookupEnv(e.name); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a duration like %s", e.name, v, e.example)
+			}
+			*e.dst = Duration(d)
 		}
-		cfg.Login.Lockout = Duration(d)
 	}
 	return nil
 }

@@ -88,6 +88,7 @@ func populate(t *testing.T) *populated {
 	}
 	for _, org := range []string{"acme", "beta"} {
 		root := login(org, "root", pw[org])
+		srv.must("PUT", "/api/v1/me/password", root, map[string]string{"current_password": pw[org], "new_password": "root's own password"}, nil, http.StatusNoContent)
 		var bob struct {
 			ID string `json:"id"`
 		}

@@ -34,6 +34,10 @@ type Config struct {
 	Audit Recorder
 	// Login is how sign-in resists guessing; zero fields take DefaultLoginPolicy's values.
 	Login LoginPolicy
+	// SessionLifetime ends a session that long after sign-in; IdleTimeout ends one unused that
+	// long (to the minute). 0: never.
+	SessionLifetime time.Duration
+	IdleTimeout     time.Duration
 	// PasswordMinLength is the fewest characters a new password may have (default 8, as NIST
 	// SP 800-63B asks; longer is the operator's choice).
 	PasswordMinLength int
@@ -110,7 +114,8 @@ func (s *Service) CreateOrg(ctx context.Context, slug, name, adminUsername strin
 	now := s.clock.Now()
 	org := &chatvault.Org{ID: newID(), Slug: slug, Name: name, CreatedAt: now}
 	admin := &chatvault.User{OrgID: org.ID, ID: newID(), Username: username, DisplayName: username,
-		Roles: []chatvault.Role{chatvault.RoleMember, chatvault.RoleOrgAdmin, chatvault.RoleSecurityAdmin}, PasswordHash: hash, CreatedAt: now}
+		Roles: []chatvault.Role{chatvault.RoleMember, chatvault.RoleOrgAdmin, chatvault.RoleSecurityAdmin}, PasswordHash: hash, CreatedAt: now,
+		MustChangePassword: true}
 	if err := s.store.CreateOrg(ctx, org, admin); err != nil {
 		return nil, nil, "", err
 	}
@@ -189,12 +194,23 @@ func (s *Service) ResetPasswordByName(ctx context.Context, orgSlug, username str
 	if err != nil {
 		return "", err
 	}
-	return s.setPassword(ctx, org.ID, u.ID, "password", "")
+	if err := s.audit(ctx, chatvault.Actor{OrgID: org.ID, UserID: u.ID}, "user.password_reset", u.ID, "ok",
+		map[string]any{"by": "console"}); err != nil {
+		return "", err
+	}
+	pw, err := s.setPassword(ctx, org.ID, u.ID, "password", "", true)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.revokeSessions(ctx, org.ID, u.ID, ""); err != nil {
+		return "", err
+	}
+	return pw, nil
 }
 
 // setPassword stores a hash of password (or of a generated one when password is "") and returns
-// the password.
-func (s *Service) setPassword(ctx context.Context, orgID, userID, field, password string) (string, error) {
+// the password. mustChange marks a password someone other than the user chose.
+func (s *Service) setPassword(ctx context.Context, orgID, userID, field, password string, mustChange bool) (string, error) {
 	if password == "" {
 		password = GeneratePassword()
 	} else if err := validPassword(field, password, s.cfg.PasswordMinLength, ""); err != nil {
@@ -204,7 +220,7 @@ func (s *Service) setPassword(ctx context.Context, orgID, userID, field, passwor
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.store.UpdateUser(ctx, orgID, userID, chatvault.UserUpdate{PasswordHash: &hash}); err != nil {
+	if _, err := s.store.UpdateUser(ctx, orgID, userID, chatvault.UserUpdate{PasswordHash: &hash, MustChangePassword: &mustChange}); err != nil {
 		return "", err
 	}
 	return password, nil

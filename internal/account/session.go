@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/chatvault/chatvault"
 )
@@ -25,6 +26,9 @@ type LoginResult struct {
 	OrgID    string `json:"org_id"`
 	UserID   string `json:"user_id"`
 	DeviceID string `json:"device_id"`
+	// MustChangePassword: the token may only change the password (PUT /api/v1/me/password) until
+	// the user has set their own.
+	MustChangePassword bool `json:"must_change_password"`
 }
 
 var errBadCredentials = chatvault.Errorf(chatvault.EUNAUTHORIZED, "wrong org, username or password")
@@ -110,7 +114,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	if err := s.store.CreateDevice(ctx, d); err != nil {
 		return nil, err
 	}
-	return &LoginResult{Token: token, OrgID: org.ID, UserID: u.ID, DeviceID: d.ID}, nil
+	return &LoginResult{Token: token, OrgID: org.ID, UserID: u.ID, DeviceID: d.ID, MustChangePassword: u.MustChangePassword}, nil
 }
 
 // loginOrg finds the org a login names, and the slug its throttle is keyed by. An unknown slug
@@ -182,8 +186,32 @@ func (s *Service) Authenticate(ctx context.Context, token string) (chatvault.Act
 	if sess.Device.RevokedAt != nil {
 		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this device was signed out; sign in again")
 	}
-	return chatvault.Actor{OrgID: sess.User.OrgID, UserID: sess.User.ID, DeviceID: sess.Device.ID, Roles: sess.User.Roles,
-		RetentionDays: sess.User.RetentionDays}, nil
+	now := s.clock.Now()
+	if life := s.cfg.SessionLifetime; life > 0 && now.Sub(sess.Device.CreatedAt) >= life {
+		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this session has expired; sign in again")
+	}
+	last := sess.Device.CreatedAt
+	if sess.Device.LastSeenAt != nil {
+		last = *sess.Device.LastSeenAt
+	}
+	if idle := s.cfg.IdleTimeout; idle > 0 && now.Sub(last) >= idle {
+		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "this session was idle too long; sign in again")
+	}
+	// Last use is kept to the minute: a write per device per minute, not per request.
+	if now.Sub(last) >= time.Minute {
+		if err := s.store.TouchDevice(ctx, sess.User.OrgID, sess.User.ID, sess.Device.ID, now); err != nil {
+			return chatvault.Actor{}, err
+		}
+	}
+	a := chatvault.Actor{OrgID: sess.User.OrgID, UserID: sess.User.ID, DeviceID: sess.Device.ID, Roles: sess.User.Roles,
+		RetentionDays: sess.User.RetentionDays, MustChangePassword: sess.User.MustChangePassword}
+	if a.MustChangePassword {
+		// Until the user sets their own password, whoever knows the one someone else chose holds
+		// no role: the transport lets such a session change the password and nothing else, and
+		// this keeps every permission check closed even where it would not.
+		a.Roles = []chatvault.Role{chatvault.RoleMember}
+	}
+	return a, nil
 }
 
 // Logout signs the actor's own device out.
@@ -235,7 +263,10 @@ func (s *Service) ChangePassword(ctx context.Context, a chatvault.Actor, current
 	if err := s.audit(ctx, a, "user.password_change", a.UserID, "ok", nil); err != nil {
 		return err
 	}
-	if _, err = s.setPassword(ctx, a.OrgID, a.UserID, "new_password", next); err != nil {
+	if current == next {
+		return chatvault.Invalidf("new_password", "the new password must differ from the current one")
+	}
+	if _, err = s.setPassword(ctx, a.OrgID, a.UserID, "new_password", next, false); err != nil {
 		return err
 	}
 	// Whoever knew the old password is signed out everywhere; the device that proved it stays.

@@ -214,7 +214,9 @@ func (s *Service) SetDisabled(ctx context.Context, a chatvault.Actor, userID str
 }
 
 // ResetPassword sets a user's password (a generated one when password is "") and returns it.
-// The user must choose a new one at their next sign-in, and every device they had is signed out.
+// Every device of the user is signed out, and the password works only to choose a new one: a
+// session signed in with it can do nothing else, so the administrator who knows it cannot act
+// as the user without the user finding their password changed (and the reset is audited).
 func (s *Service) ResetPassword(ctx context.Context, a chatvault.Actor, userID, password string) (string, error) {
 	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
 		return "", err
@@ -225,7 +227,7 @@ func (s *Service) ResetPassword(ctx context.Context, a chatvault.Actor, userID, 
 	if err := s.audit(ctx, a, "user.password_reset", userID, "ok", nil); err != nil {
 		return "", err
 	}
-	pw, err := s.setPassword(ctx, a.OrgID, userID, "password", password)
+	pw, err := s.setPassword(ctx, a.OrgID, userID, "password", password, true)
 	if err != nil {
 		return "", err
 	}

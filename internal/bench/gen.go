@@ -134,7 +134,8 @@ func (d *Dataset) newOrg(r *rand.Rand, i, size int) *Org {
 		switch {
 		case j == 0:
 			u.Username, u.DisplayName = "admin", "Admin"
-			u.Roles = append(u.Roles, chatvault.RoleOrgAdmin)
+			// As an org's first admin: org_admin and security_admin (who grants the privileged roles).
+			u.Roles = append(u.Roles, chatvault.RoleOrgAdmin, chatvault.RoleSecurityAdmin)
 		case r.IntN(5) == 0:
 			f, l := r.IntN(len(firstNames)), r.IntN(len(lastNames))
 			u.Username = fmt.Sprintf("%s.%s%d", lower(firstNames[f]), lower(lastNames[l]), j)

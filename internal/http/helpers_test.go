@@ -91,8 +91,14 @@ func newTestServer(t *testing.T, opts ...func(*account.Config)) *testServer {
 	}
 	ts.orgID = org.ID
 	ts.adminToken = ts.login("admin", password, "").Token
+	// The one-time password only lets the admin choose their own; the session then works.
+	ts.must(http.StatusNoContent, "PUT", "/api/v1/me/password", ts.adminToken, map[string]string{
+		"current_password": password, "new_password": adminPassword})
 	return ts
 }
+
+// adminPassword is the bootstrap admin's password once changed from the one-time one.
+const adminPassword = "管理员-admin-pw-2026"
 
 // response is a decoded API response.
 type response struct {

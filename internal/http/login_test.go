@@ -1,11 +1,15 @@
 package http_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/chatvault/chatvault"
 	"github.com/chatvault/chatvault/internal/account"
@@ -174,4 +178,90 @@ func TestPasswordPolicy(t *testing.T) {
 		wantRefused(t, "password "+pw, r, "password")
 	}
 	ts.must(http.StatusCreated, "POST", "/api/v1/admin/users", ts.adminToken, map[string]string{"username": "wangfang.2026", "password": "长城-月光-2026"})
+}
+
+// TestOneTimePasswordOnlyChangesItself: a password someone else chose (an org's first admin, an
+// administrator's reset) signs in, but the session may only choose the user's own password; the
+// same password does not do, and afterwards the one-time password is gone.
+func TestOneTimePasswordOnlyChangesItself(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	_, _, pw, err := ts.accounts.CreateOrg(context.Background(), "acme", "Acme 公司", "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res account.LoginResult
+	ts.must(http.StatusOK, "POST", "/api/v1/auth/login", "", map[string]string{"org": "acme", "username": "root",
+		"password": pw, "device_name": "d"}).decode(t, &res)
+	if !res.MustChangePassword {
+		t.Fatalf("first sign-in with the one-time password: must_change_password = false; want true")
+	}
+	for _, ep := range []struct{ method, path string }{
+		{"GET", "/api/v1/conversations"},
+		{"GET", "/api/v1/admin/users"},
+		{"GET", "/api/v1/admin/audit"},
+	} {
+		if r := ts.do(ep.method, ep.path, res.Token, nil); r.Status != http.StatusForbidden {
+			t.Errorf("%s %s before the password change: %d; want 403", ep.method, ep.path, r.Status)
+		}
+	}
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/ws?access_token=" + res.Token
+	if _, resp, err := websocket.Dial(context.Background(), u, nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("WebSocket before the password change: %v %v; want 403", err, resp)
+	}
+	ts.must(http.StatusOK, "GET", "/api/v1/me", res.Token, nil)
+	wantRefused(t, "the same password again", ts.do("PUT", "/api/v1/me/password", res.Token,
+		map[string]string{"current_password": pw, "new_password": pw}), "new_password")
+	ts.must(http.StatusNoContent, "PUT", "/api/v1/me/password", res.Token, map[string]string{"current_password": pw, "new_password": "根的新密码-2026"})
+	ts.must(http.StatusOK, "GET", "/api/v1/admin/users", res.Token, nil)
+	ts.must(http.StatusUnauthorized, "POST", "/api/v1/auth/login", "", map[string]string{"org": "acme", "username": "root",
+		"password": pw, "device_name": "d"})
+
+	// An administrator's reset: the admin learns a password that signs in to nothing but a
+	// password change, and the user's sessions are gone.
+	bob := user{}
+	{
+		var u chatvault.User
+		ts.must(http.StatusCreated, "POST", "/api/v1/admin/users", ts.adminToken, map[string]any{
+			"username": "bob", "password": "password-bob"}).decode(t, &u)
+		bob = user{ID: u.ID, Name: "bob", Token: ts.login("bob", "password-bob", "default").Token}
+	}
+	var reset struct{ Password string }
+	ts.must(http.StatusOK, "POST", "/api/v1/admin/users/"+bob.ID+"/password", ts.adminToken, nil).decode(t, &reset)
+	ts.must(http.StatusUnauthorized, "GET", "/api/v1/me", bob.Token, nil)
+	asAdmin := ts.login("bob", reset.Password, "default")
+	if !asAdmin.MustChangePassword {
+		t.Fatalf("sign-in with a reset password: must_change_password = false; want true")
+	}
+	ts.must(http.StatusForbidden, "GET", "/api/v1/conversations", asAdmin.Token, nil)
+}
+
+// TestSessionsExpire: a token stops working after the session lifetime, and after the idle
+// timeout without a request; requests keep an active session alive until its lifetime ends.
+func TestSessionsExpire(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(c *account.Config) { c.SessionLifetime, c.IdleTimeout = 24*time.Hour, time.Hour })
+	bob := ts.newUser("bob")
+	for range 23 {
+		ts.clock.Advance(59 * time.Minute)
+		ts.must(http.StatusOK, "GET", "/api/v1/me", bob.Token, nil)
+	}
+	ts.clock.Advance(time.Hour) // 23 h 37 m + 1 h: past the lifetime, though not idle that long
+	r := ts.must(http.StatusUnauthorized, "GET", "/api/v1/me", bob.Token, nil)
+	if code, _ := r.errorCode(t); code != chatvault.EUNAUTHORIZED {
+		t.Fatalf("expired session: %s; want unauthorized", code)
+	}
+
+	idle := ts.login("bob", "password-bob", "")
+	ts.clock.Advance(59 * time.Minute)
+	ts.must(http.StatusOK, "GET", "/api/v1/me", idle.Token, nil)
+	ts.clock.Advance(time.Hour)
+	ts.must(http.StatusUnauthorized, "GET", "/api/v1/me", idle.Token, nil)
+	var devs struct{ Devices []chatvault.Device }
+	fresh := ts.login("bob", "password-bob", "")
+	ts.clock.Advance(2 * time.Minute)
+	ts.must(http.StatusOK, "GET", "/api/v1/devices", fresh.Token, nil).decode(t, &devs)
+	if len(devs.Devices) == 0 || devs.Devices[len(devs.Devices)-1].LastSeenAt == nil {
+		t.Fatalf("devices = %+v; want the current one with last_seen_at", devs.Devices)
+	}
 }

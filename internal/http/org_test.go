@@ -39,6 +39,8 @@ func TestOrgsAreIsolated(t *testing.T) {
 		t.Fatalf("login of acme's root without org on a two-org server: %d %s; want 401 (checked in the first org)", r.Status, code)
 	}
 	other := ts.login("root", pw, "acme")
+	ts.must(http.StatusNoContent, "PUT", "/api/v1/me/password", other.Token, map[string]string{
+		"current_password": pw, "new_password": "acme-根-password"})
 
 	for _, ep := range []struct{ method, path string }{
 		{"GET", "/api/v1/conversations/" + c.ID},

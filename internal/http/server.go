@@ -175,7 +175,20 @@ func (s *Server) authenticate(r *http.Request, allowQuery bool) (chatvault.Actor
 	if !ok {
 		return chatvault.Actor{}, chatvault.Errorf(chatvault.EUNAUTHORIZED, "send the device token as \"Authorization: Bearer <token>\"")
 	}
-	return s.accounts.Authenticate(r.Context(), strings.TrimSpace(token))
+	a, err := s.accounts.Authenticate(r.Context(), strings.TrimSpace(token))
+	if err == nil && a.MustChangePassword && !allowedBeforePasswordChange[r.Pattern] {
+		return chatvault.Actor{}, chatvault.Errorf(chatvault.EFORBIDDEN,
+			"your password was set by someone else: choose your own first (PUT /api/v1/me/password)")
+	}
+	return a, err
+}
+
+// allowedBeforePasswordChange are the routes a session may use while its user must still choose
+// their own password (the bootstrap's one-time password, an administrator's reset).
+var allowedBeforePasswordChange = map[string]bool{
+	"PUT /api/v1/me/password":  true,
+	"GET /api/v1/me":           true,
+	"POST /api/v1/auth/logout": true,
 }
 
 // ServeHTTP adds a request id, recovers panics, refuses a query string that does not parse, and

@@ -9,11 +9,12 @@ import (
 	"github.com/chatvault/chatvault"
 )
 
-const userColumns = `org_id, id, username, display_name, roles, disabled, password_hash, created_at`
+const userColumns = `org_id, id, username, display_name, roles, disabled, password_hash, created_at, must_change_password`
 
 // userSelect reads the users columns, disabled as a boolean, and the columns later migrations
 // gave users.
-const userSelect = `org_id, id, username, display_name, roles, disabled <> 0, password_hash, created_at, retention_days`
+const userSelect = `org_id, id, username, display_name, roles, disabled <> 0, password_hash, created_at, retention_days,
+	must_change_password <> 0`
 
 // CreateUser inserts a user.
 func (c *Core) CreateUser(ctx context.Context, u *chatvault.User) error {
@@ -21,8 +22,9 @@ func (c *Core) CreateUser(ctx context.Context, u *chatvault.User) error {
 }
 
 func (c *Core) insertUser(ctx context.Context, tx Tx, u *chatvault.User) error {
-	_, err := tx.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		u.OrgID, u.ID, u.Username, u.DisplayName, JoinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, Millis(u.CreatedAt))
+	_, err := tx.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		u.OrgID, u.ID, u.Username, u.DisplayName, JoinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, Millis(u.CreatedAt),
+		b2i(u.MustChangePassword))
 	if c.d.UniqueViolation(err) {
 		return &chatvault.Error{Code: chatvault.ECONFLICT, Field: "username", Message: fmt.Sprintf("username %q is taken", u.Username)}
 	} else if err != nil {
@@ -91,8 +93,12 @@ func (c *Core) UpdateUser(ctx context.Context, orgID, userID string, upd chatvau
 		if upd.PasswordHash != nil {
 			u.PasswordHash = *upd.PasswordHash
 		}
-		_, err = tx.Exec(ctx, `UPDATE users SET display_name = $1, roles = $2, disabled = $3, password_hash = $4 WHERE org_id = $5 AND id = $6`,
-			u.DisplayName, JoinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, orgID, userID)
+		if upd.MustChangePassword != nil {
+			u.MustChangePassword = *upd.MustChangePassword
+		}
+		_, err = tx.Exec(ctx, `UPDATE users SET display_name = $1, roles = $2, disabled = $3, password_hash = $4, must_change_password = $5
+			WHERE org_id = $6 AND id = $7`,
+			u.DisplayName, JoinRoles(u.Roles), b2i(u.Disabled), u.PasswordHash, b2i(u.MustChangePassword), orgID, userID)
 		if err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
@@ -111,7 +117,8 @@ func scanUser(s Row) (*chatvault.User, error) {
 	var roles string
 	var created int64
 	var retention sql.NullInt64
-	if err := s.Scan(&u.OrgID, &u.ID, &u.Username, &u.DisplayName, &roles, &u.Disabled, &u.PasswordHash, &created, &retention); err != nil {
+	if err := s.Scan(&u.OrgID, &u.ID, &u.Username, &u.DisplayName, &roles, &u.Disabled, &u.PasswordHash, &created, &retention,
+		&u.MustChangePassword); err != nil {
 		if isNoRows(err) {
 			return nil, err
 		}

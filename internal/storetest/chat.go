@@ -72,6 +72,28 @@ func testUsers(t *testing.T, s chatvault.Store) {
 	_, err = s.UpdateUser(ctx, f.org.ID, id(), chatvault.UserUpdate{Disabled: &disabled})
 	wantCode(t, "UpdateUser(missing)", err, chatvault.ENOTFOUND)
 
+	// A password someone else chose is marked until the user sets their own; the mark reaches
+	// the session, which is what enforces it.
+	hash, must := "$argon2id$other", true
+	if upd, err := s.UpdateUser(ctx, f.org.ID, u.ID, chatvault.UserUpdate{PasswordHash: &hash, MustChangePassword: &must}); err != nil ||
+		!upd.MustChangePassword || upd.PasswordHash != hash || !upd.Disabled {
+		t.Fatalf("UpdateUser(must change) = %+v, %v", upd, err)
+	}
+	d := &chatvault.Device{OrgID: f.org.ID, ID: id(), UserID: u.ID, Name: "d", CreatedAt: t0, TokenHash: []byte("hash-" + id())}
+	if err := s.CreateDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if sess, err := s.FindSession(ctx, d.TokenHash); err != nil || !sess.User.MustChangePassword {
+		t.Fatalf("FindSession() of a user who must change their password = %+v, %v", sess, err)
+	}
+	must = false
+	if got, err := s.UpdateUser(ctx, f.org.ID, u.ID, chatvault.UserUpdate{MustChangePassword: &must}); err != nil || got.MustChangePassword {
+		t.Fatalf("UpdateUser(changed) = %+v, %v", got, err)
+	}
+	if other, _ := s.FindUserByID(ctx, f.org.ID, f.users[0].ID); other.MustChangePassword {
+		t.Fatalf("a user nobody reset has MustChangePassword")
+	}
+
 	page1, err := s.FindUsers(ctx, f.org.ID, chatvault.UserFilter{Limit: 2})
 	if err != nil || len(page1) != 2 {
 		t.Fatalf("FindUsers(limit 2) = %d, %v", len(page1), err)
@@ -97,8 +119,18 @@ func testSessions(t *testing.T, s chatvault.Store) {
 	_, err = s.FindSession(ctx, []byte("unknown"))
 	wantCode(t, "FindSession(unknown)", err, chatvault.ENOTFOUND)
 	ds, _ := s.FindDevices(ctx, f.org.ID, u.ID)
-	if len(ds) != 1 || ds[0].Name != d.Name {
-		t.Fatalf("FindDevices() = %+v; want the one device", ds)
+	if len(ds) != 1 || ds[0].Name != d.Name || ds[0].LastSeenAt != nil {
+		t.Fatalf("FindDevices() = %+v; want the one device, never seen since sign-in", ds)
+	}
+	// The last use is kept, shown in the list and in the session (the idle timeout reads it).
+	if err := s.TouchDevice(ctx, f.org.ID, u.ID, d.ID, t0.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if sess, _ := s.FindSession(ctx, d.TokenHash); sess.Device.LastSeenAt == nil || !sess.Device.LastSeenAt.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("after TouchDevice, session LastSeenAt = %v", sess.Device.LastSeenAt)
+	}
+	if ds, _ := s.FindDevices(ctx, f.org.ID, u.ID); len(ds) != 1 || ds[0].LastSeenAt == nil {
+		t.Fatalf("after TouchDevice, FindDevices() = %+v", ds)
 	}
 	wantCode(t, "RevokeDevice(other user's device)", s.RevokeDevice(ctx, f.org.ID, f.users[0].ID, d.ID, t0), chatvault.ENOTFOUND)
 	if err := s.RevokeDevice(ctx, f.org.ID, u.ID, d.ID, t0.Add(time.Minute)); err != nil {
