@@ -67,13 +67,13 @@ func TestKeysLifecycle(t *testing.T) {
 	storeAMessage(t, dir)
 
 	out, err := runCmd(t, "keys", "status", "--data", dir)
-	// One message: its conversation's data key, and its org's search index key.
-	if err != nil || !regexp.MustCompile(`kek-\S+\s+\S+\s+primary\s+2\n`).MatchString(out) {
-		t.Fatalf("keys status = %v\n%s\nwant one primary KEK wrapping a data key and an index key", err, out)
+	// One message: its conversation's data key, its org's search index key and audit key.
+	if err != nil || !regexp.MustCompile(`kek-\S+\s+\S+\s+primary\s+3\n`).MatchString(out) {
+		t.Fatalf("keys status = %v\n%s\nwant one primary KEK wrapping a data key, an index key and an audit key", err, out)
 	}
 	oldID := regexp.MustCompile(`kek-\S+`).FindString(out)
 	out, err = runCmd(t, "keys", "rotate", "--data", dir)
-	if err != nil || !strings.Contains(out, "re-wrapped 2 keys") || !regexp.MustCompile(oldID+`\s+\S+\s+active\s+0\n`).MatchString(out) {
+	if err != nil || !strings.Contains(out, "re-wrapped 3 keys") || !regexp.MustCompile(oldID+`\s+\S+\s+active\s+0\n`).MatchString(out) {
 		t.Fatalf("keys rotate = %v\n%s", err, out)
 	}
 	out, err = runCmd(t, "keys", "retire", "--data", dir, oldID)

@@ -242,6 +242,16 @@ func (s *Service) ChangePassword(ctx context.Context, a chatvault.Actor, current
 	if err != nil {
 		return err
 	}
+	org, err := s.store.FindOrg(ctx, a.OrgID)
+	if err != nil {
+		return err
+	}
+	// A stolen token must not become a way to guess the password: wrong current passwords count
+	// against the account as failed sign-ins do.
+	acct := accountKey(org.Slug, u.Username)
+	if wait, locked := s.throttle.wait(s.clock.Now(), acct, ""); wait > 0 {
+		return errTooMany(wait, locked)
+	}
 	release, err := s.hashSlot(ctx)
 	if err != nil {
 		return err
@@ -252,6 +262,7 @@ func (s *Service) ChangePassword(ctx context.Context, a chatvault.Actor, current
 		return err
 	}
 	if !ok {
+		s.throttle.fail(s.clock.Now(), acct, "")
 		return &chatvault.Error{Code: chatvault.EFORBIDDEN, Field: "current_password", Message: "the current password is wrong"}
 	}
 	if next == "" {

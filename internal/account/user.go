@@ -221,8 +221,20 @@ func (s *Service) ResetPassword(ctx context.Context, a chatvault.Actor, userID, 
 	if err := chatvault.Authorize(a, chatvault.PermManageUsers); err != nil {
 		return "", err
 	}
-	if _, err := s.store.FindUserByID(ctx, a.OrgID, userID); err != nil {
+	u, err := s.store.FindUserByID(ctx, a.OrgID, userID)
+	if err != nil {
 		return "", err
+	}
+	// Whoever resets a password can sign in with it and choose the next one, so resetting the
+	// password of a privileged user is as good as granting their roles: it needs the same right.
+	for _, r := range u.Roles {
+		if r == chatvault.RoleMember || r == chatvault.RoleOrgAdmin {
+			continue
+		}
+		if err := chatvault.AuthorizeRoleChange(a, r); err != nil {
+			return "", s.refused(ctx, a, "user.password_reset", userID, &chatvault.Error{Code: chatvault.EFORBIDDEN,
+				Message: "resetting the password of a " + string(r) + " needs a security_admin"}, nil)
+		}
 	}
 	if err := s.audit(ctx, a, "user.password_reset", userID, "ok", nil); err != nil {
 		return "", err

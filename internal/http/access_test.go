@@ -186,3 +186,23 @@ func TestRoleRemovalSignsOutAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestResettingAPrivilegedPasswordNeedsSecurityAdmin: a reset password signs in to choose the
+// next one, so an org_admin resetting a compliance officer's password would become that officer.
+func TestResettingAPrivilegedPasswordNeedsSecurityAdmin(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	olga, officer, member := ts.newUser("olga"), ts.newUser("officer"), ts.newUser("member")
+	ts.grant(olga.ID, chatvault.RoleOrgAdmin)
+	ts.grant(officer.ID, chatvault.RoleComplianceOfficer)
+	r := ts.do("POST", "/api/v1/admin/users/"+officer.ID+"/password", olga.Token, nil)
+	if code, _ := r.errorCode(t); r.Status != http.StatusForbidden || code != chatvault.EFORBIDDEN {
+		t.Fatalf("org_admin resets a compliance officer's password: %d %s; want 403", r.Status, code)
+	}
+	ts.login("officer", "password-officer", "") // unchanged
+	if findAudit(ts.auditEntries(), "user.password_reset", officer.ID, olga.ID, "refused: ") == nil {
+		t.Errorf("no refused user.password_reset audit entry")
+	}
+	ts.must(http.StatusOK, "POST", "/api/v1/admin/users/"+member.ID+"/password", olga.Token, nil)
+	ts.must(http.StatusOK, "POST", "/api/v1/admin/users/"+officer.ID+"/password", ts.adminToken, nil)
+}

@@ -265,3 +265,20 @@ func TestSessionsExpire(t *testing.T) {
 		t.Fatalf("devices = %+v; want the current one with last_seen_at", devs.Devices)
 	}
 }
+
+// TestWrongCurrentPasswordsAreThrottled: a stolen token cannot guess the password through the
+// password change faster than through sign-in.
+func TestWrongCurrentPasswordsAreThrottled(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	bob := ts.newUser("bob")
+	free := account.DefaultLoginPolicy().FreeFailures
+	for i := range free {
+		ts.must(http.StatusForbidden, "PUT", "/api/v1/me/password", bob.Token, map[string]string{
+			"current_password": "guess-" + strconv.Itoa(i), "new_password": "鲍勃的新密码-1"})
+	}
+	r := ts.must(http.StatusTooManyRequests, "PUT", "/api/v1/me/password", bob.Token, map[string]string{
+		"current_password": "password-bob", "new_password": "鲍勃的新密码-1"})
+	retryAfter(t, r)
+	ts.must(http.StatusTooManyRequests, "POST", "/api/v1/auth/login", "", loginBody("bob", "password-bob"))
+}
