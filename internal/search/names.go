@@ -24,8 +24,8 @@ const maxReadings = 4
 
 // NameQuery is a parsed name search.
 type NameQuery struct {
-	folded string // the query's units, folded as text is, without separators
-	letters bool  // only ASCII letters: may also be pinyin
+	folded  string // the query's units, folded as text is, without separators
+	letters bool   // only ASCII letters: may also be pinyin
 }
 
 // MaxNameQuery bounds a name query, in bytes once folded: names are short, and matching tries
