@@ -43,14 +43,17 @@ func (s *Server) websocketLoop(loop *wsloop.Loop, w http.ResponseWriter, r *http
 	}
 	s.cfg.Observer.WebSocketOpened()
 	ss := &wsSession{s: s, a: a, token: bearer(r)}
-	// The session outlives the request; it keeps the request's values (its id, for logs).
-	ss.ctx, ss.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+	// The session outlives the request. It keeps the request id for logs but not the request's
+	// context, which would hold the hijacked connection's objects for the socket's lifetime; and
+	// it is not cancellable: a cancel context would keep, per idle socket, a done channel and a
+	// map of the children every query registers. A send or sync in flight when the socket
+	// closes finishes, as a REST request whose client hung up does once the store has it.
+	ss.ctx = context.WithValue(context.Background(), requestIDKey{}, requestID(r.Context()))
 	abandon := func(code websocket.StatusCode, reason string) error {
 		nc.SetWriteDeadline(time.Now().Add(s.cfg.WSWriteTimeout))
 		nc.Write(wsloop.AppendClose(nil, int(code), reason))
 		nc.Close()
 		ss.sub.Close()
-		ss.cancel()
 		s.cfg.Observer.WebSocketClosed(false)
 		return nil
 	}
@@ -79,7 +82,6 @@ func (s *Server) websocketLoop(loop *wsloop.Loop, w http.ResponseWriter, r *http
 	if _, err := nc.Write(wsloop.AppendText(nil, data)); err != nil {
 		nc.Close()
 		ss.sub.Close()
-		ss.cancel()
 		s.cfg.Observer.WebSocketClosed(false)
 		return nil
 	}
@@ -99,7 +101,6 @@ type wsSession struct {
 	a      chatvault.Actor
 	token  string
 	ctx    context.Context
-	cancel context.CancelFunc
 	sub    *hub.Subscription
 	conn   atomic.Pointer[wsloop.Conn]
 	slow   atomic.Bool
@@ -189,6 +190,5 @@ func (ss *wsSession) Fill(c *wsloop.Conn, out []byte) ([]byte, int, string) {
 // Closed releases the session once the socket is gone.
 func (ss *wsSession) Closed(*wsloop.Conn) {
 	ss.sub.Close()
-	ss.cancel()
 	ss.s.cfg.Observer.WebSocketClosed(ss.slow.Load())
 }
