@@ -37,6 +37,7 @@ type testServer struct {
 	// stop stops the hub and shuts the server down, as chatvault serve does on SIGTERM; cleanup
 	// calls it too, and only the first call acts.
 	stop func()
+	srv  *cvhttp.Server
 
 	adminToken string
 	orgID      string
@@ -84,7 +85,7 @@ func newTestServer(t *testing.T) *testServer {
 		exports.Close()
 		db.Close()
 	})
-	ts := &testServer{t: t, URL: "http://" + srv.Addr(), clock: clock, accounts: accounts, db: db, exports: exports, stop: stop}
+	ts := &testServer{t: t, URL: "http://" + srv.Addr(), clock: clock, accounts: accounts, db: db, exports: exports, stop: stop, srv: srv}
 
 	org, _, password, err := accounts.Bootstrap(context.Background())
 	if err != nil {

@@ -346,3 +346,39 @@ func readRawFrame(br *bufio.Reader) (byte, []byte, error) {
 	_, err := io.ReadFull(br, p)
 	return h[0] & 0x0F, p, err
 }
+
+// The goroutine-per-connection path (TLS, systems without the event loop) serves the same
+// protocol from the same hub: delivery in order, slow consumers cut off with 4008, revocation.
+func TestWebSocketGoroutinePerConnectionPath(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	cvhttp.UseGoroutinePerConnection(ts.srv)
+	alice, bob, carol := ts.newUser("alice"), ts.newUser("bob"), ts.newUser("carol")
+	c := ts.group(alice, "old path", false, bob, carol)
+	slow := ts.dialWS(t, bob.Token, "", 4096)
+	fast := ts.dialWS(t, carol.Token, "", 0)
+	slow.must()
+	fast.must()
+	const total = 400
+	big := strings.Repeat("长消息 long message ", 350)
+	for i := range total {
+		ts.send(alice, c.ID, fmt.Sprintf("%d %s", i, big))
+		if f := fast.nextMessage(); f.Seq != int64(i+1) {
+			t.Fatalf("reading member got seq %d; want %d", f.Seq, i+1)
+		}
+	}
+	var closeErr error
+	for closeErr == nil {
+		_, closeErr = slow.next()
+	}
+	if status := websocket.CloseStatus(closeErr); status != cvhttp.CloseSlowConsumer {
+		t.Fatalf("slow consumer closed with %v; want %d", closeErr, cvhttp.CloseSlowConsumer)
+	}
+	phone := ts.login("carol", "password-carol", "")
+	ws := ts.dialWS(t, phone.Token, "", 0)
+	ws.must()
+	ts.must(http.StatusNoContent, "DELETE", "/api/v1/devices/"+phone.DeviceID, carol.Token, nil)
+	if _, err := ws.next(); websocket.CloseStatus(err) != cvhttp.CloseSignedOut {
+		t.Fatalf("after revoking the device: %v; want close %d", err, cvhttp.CloseSignedOut)
+	}
+}
