@@ -105,6 +105,9 @@ type Conn struct {
 	pingSent time.Time // zero while no pong is awaited
 }
 
+// gen tells this connection's epoll events from those of an earlier socket with the same number.
+func (c *Conn) gen() int32 { return int32(c.id) }
+
 // ShuttingDown reports whether the loop is closing every connection: Fill should answer with a
 // close frame.
 func (c *Conn) ShuttingDown() bool { return c.shutdown.Load() }
@@ -183,7 +186,7 @@ func (l *Loop) Add(nc net.Conn, early []byte, h Handler) (*Conn, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: c.fd}); err != nil {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: c.fd, Pad: c.gen()}); err != nil {
 		l.mu.Lock()
 		delete(l.conns, c.fd)
 		l.mu.Unlock()
@@ -214,7 +217,7 @@ func (c *Conn) armLocked() {
 	if c.pending != nil {
 		ev |= unix.EPOLLOUT
 	}
-	if err := unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &unix.EpollEvent{Events: ev, Fd: c.fd}); err != nil {
+	if err := unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &unix.EpollEvent{Events: ev, Fd: c.fd, Pad: c.gen()}); err != nil {
 		c.closeLocked()
 	}
 }
@@ -254,7 +257,9 @@ func (l *Loop) poll() {
 			l.mu.Lock()
 			c := l.conns[ev.Fd]
 			l.mu.Unlock()
-			if c != nil {
+			// An event still queued for a closed socket must not reach a new connection that
+			// got the same descriptor number: registrations carry the connection's generation.
+			if c != nil && c.gen() == ev.Pad {
 				l.ready(c, ev.Events)
 			}
 		}
