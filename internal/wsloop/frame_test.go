@@ -59,3 +59,48 @@ func TestAppendCloseCutsReasonOnACharacter(t *testing.T) {
 		t.Fatalf("reason %q split a character", f[4:])
 	}
 }
+
+// FuzzParseHeader: any bytes from a client parse as a header that fits in them, ask for more,
+// or are refused as a protocol error; never a panic, a negative length or an oversized control
+// frame. A close payload parses or is refused the same way.
+func FuzzParseHeader(f *testing.F) {
+	for _, seed := range [][]byte{
+		{0x81, 0x85, 1, 2, 3, 4, 'h', 'e', 'l', 'l', 'o'},
+		{0x81, 0xFE, 0x01, 0x00, 1, 2, 3, 4},
+		{0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4},
+		{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8},
+		{0x89, 0xFE, 0x00, 0x7E, 1, 2, 3, 4},
+		{0x81, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4},
+		{0x01},
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := parseHeader(b)
+		if err != nil {
+			if err != errShort {
+				if _, ok := err.(protocolError); !ok {
+					t.Fatalf("parseHeader(% x) = %v: neither incomplete nor a protocol error", b, err)
+				}
+			}
+			return
+		}
+		if h.size > len(b) || h.size < 6 || h.length < 0 {
+			t.Fatalf("parseHeader(% x) = %+v: header outside the input", b, h)
+		}
+		if h.op >= opClose && (h.length > 125 || !h.fin) {
+			t.Fatalf("parseHeader(% x) = %+v: a control frame longer than 125 bytes or fragmented", b, h)
+		}
+		payload := b[h.size:]
+		if int64(len(payload)) > h.length {
+			payload = payload[:h.length]
+		}
+		p := append([]byte(nil), payload...)
+		unmask(p, h.mask)
+		if h.op == opClose {
+			if code, _, err := parseClose(p); err == nil && !validCloseCode(code) && code != StatusNoStatus {
+				t.Fatalf("parseClose(% x) accepted close code %d", p, code)
+			}
+		}
+	})
+}
