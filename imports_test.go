@@ -24,7 +24,7 @@ var (
 	// stores keep rows: they may use drivers and database/sql, never the transport.
 	stores = []string{"internal/sqlite", "internal/postgres", "internal/sqlstore"}
 	// adapters wire, serve, measure or copy: they may import anything.
-	adapters = []string{"cmd/chatvault", "internal/http", "internal/bench", "internal/migrate", "internal/postgres/pgtest", "internal/metrics"}
+	adapters = []string{"cmd/chatvault", "internal/http", "internal/wsloop", "internal/bench", "internal/migrate", "internal/postgres/pgtest", "internal/metrics"}
 	// backup talks to S3 (an HTTP client), so only drivers and database/sql are kept out of it.
 	backup = []string{"internal/backup"}
 	// export/xlsx writes workbooks with excelize, which imports net/http for DetectContentType;

@@ -11,8 +11,11 @@ type Org struct {
 	Slug string `json:"slug"` // stable short name users type at login when a server hosts several orgs
 	Name string `json:"name"`
 	// TimeZone is the IANA name exports show times in unless a request names another.
-	TimeZone  string    `json:"time_zone"`
-	CreatedAt time.Time `json:"created_at"`
+	TimeZone string `json:"time_zone"`
+	// SearchStemming reads a searched English word as any of its plural, -ing and -ed forms
+	// (meeting finds meetings); a word in quotes stays exact. On unless an admin turns it off.
+	SearchStemming bool      `json:"search_stemming"`
+	CreatedAt      time.Time `json:"created_at"`
 }
 
 // DefaultTimeZone is the time zone of an org that never set one.
@@ -29,4 +32,7 @@ type OrgStore interface {
 	FindOrg(ctx context.Context, id string) (*Org, error)
 	// SetOrgTimeZone sets the org's time zone; ENOTFOUND when no org has the id.
 	SetOrgTimeZone(ctx context.Context, id, tz string) error
+	// SetOrgSearchStemming turns light stemming of search queries on or off; ENOTFOUND when no
+	// org has the id.
+	SetOrgSearchStemming(ctx context.Context, id string, on bool) error
 }

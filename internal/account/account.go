@@ -151,6 +151,17 @@ func (s *Service) SetTimeZone(ctx context.Context, a chatvault.Actor, tz string)
 	return s.store.FindOrg(ctx, a.OrgID)
 }
 
+// SetSearchStemming turns light English stemming of the org's search queries on or off.
+func (s *Service) SetSearchStemming(ctx context.Context, a chatvault.Actor, on bool) (*chatvault.Org, error) {
+	if err := chatvault.Authorize(a, chatvault.PermManageOrg); err != nil {
+		return nil, err
+	}
+	if err := s.store.SetOrgSearchStemming(ctx, a.OrgID, on); err != nil {
+		return nil, err
+	}
+	return s.store.FindOrg(ctx, a.OrgID)
+}
+
 // SetTimeZoneBySlug sets an org's time zone, for operators at the console.
 func (s *Service) SetTimeZoneBySlug(ctx context.Context, slug, tz string) (*chatvault.Org, error) {
 	if err := CheckTimeZone(tz); err != nil {

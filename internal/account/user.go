@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/search"
 )
 
 // NewUser is an admin's request to create a user.
@@ -78,11 +79,12 @@ func normalizeRoles(in []chatvault.Role) ([]chatvault.Role, error) {
 }
 
 // Users pages through the admin's org by username.
-func (s *Service) Users(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter) ([]*chatvault.User, error) {
+// With a query, only the users it finds by name (see findUsers).
+func (s *Service) Users(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter, query string) ([]*chatvault.User, error) {
 	if err := chatvault.Authorize(a, chatvault.PermViewUsers); err != nil {
 		return nil, err
 	}
-	us, err := s.store.FindUsers(ctx, a.OrgID, f)
+	us, err := s.findUsers(ctx, a.OrgID, f, query)
 	if us == nil {
 		us = []*chatvault.User{}
 	}
@@ -256,10 +258,11 @@ type Person struct {
 	DisplayName string `json:"display_name"`
 }
 
-// Directory pages through the enabled users of the actor's org, so members can find whom to talk to.
-func (s *Service) Directory(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter) ([]Person, error) {
+// Directory pages through the enabled users of the actor's org, so members can find whom to talk
+// to; with a query, only the users it finds by name (see findUsers).
+func (s *Service) Directory(ctx context.Context, a chatvault.Actor, f chatvault.UserFilter, query string) ([]Person, error) {
 	f.EnabledOnly = true // filtered in the store, so a page is never cut short
-	us, err := s.store.FindUsers(ctx, a.OrgID, f)
+	us, err := s.findUsers(ctx, a.OrgID, f, query)
 	if err != nil {
 		return nil, err
 	}
@@ -273,4 +276,42 @@ func (s *Service) Directory(ctx context.Context, a chatvault.Actor, f chatvault.
 // Me returns the actor's own account.
 func (s *Service) Me(ctx context.Context, a chatvault.Actor) (*chatvault.User, error) {
 	return s.store.FindUserByID(ctx, a.OrgID, a.UserID)
+}
+
+// nameScanPage is how many users findUsers reads from the store at a time while it looks for a
+// page of matches.
+const nameScanPage = 500
+
+// findUsers pages through the org's users by username as f says; with a query, it keeps only the
+// users whose display name or username the query finds (search.ParseName: as written, by full
+// pinyin or by initials: zs and zhangsan find 张三), reading on until it has f.Limit of them, so
+// the next page starts after the last username returned, as without a query.
+func (s *Service) findUsers(ctx context.Context, orgID string, f chatvault.UserFilter, query string) ([]*chatvault.User, error) {
+	if query == "" {
+		return s.store.FindUsers(ctx, orgID, f)
+	}
+	q := search.ParseName(query)
+	if q == nil {
+		return nil, chatvault.Invalidf("q", "q has no letters, digits or characters to look for")
+	}
+	want := f.Limit
+	f.Limit = nameScanPage
+	var out []*chatvault.User
+	for {
+		us, err := s.store.FindUsers(ctx, orgID, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range us {
+			if q.Matches(u.DisplayName, u.Username) {
+				if out = append(out, u); len(out) == want {
+					return out, nil
+				}
+			}
+		}
+		if len(us) < f.Limit {
+			return out, nil
+		}
+		f.AfterUsername = us[len(us)-1].Username
+	}
 }

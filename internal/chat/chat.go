@@ -22,6 +22,8 @@ type Stores interface {
 	chatvault.FeedStore
 	chatvault.SearchStore
 	FindPolicy(ctx context.Context, orgID string) (*chatvault.Policy, error)
+	FindOrg(ctx context.Context, id string) (*chatvault.Org, error) // its search settings
+	FindUserByID(ctx context.Context, orgID, userID string) (*chatvault.User, error)
 	FindConversationIDs(ctx context.Context, orgID, after string, limit int) ([]string, error)
 	SetImportance(ctx context.Context, orgID, convID string, seq int64, userID string, flag int, on bool, at time.Time) (*chatvault.Message, error)
 }

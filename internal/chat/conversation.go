@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatvault/chatvault"
+	"github.com/chatvault/chatvault/internal/search"
 )
 
 // NewConversation is a request to start a conversation.
@@ -110,12 +111,63 @@ func (s *Service) Conversation(ctx context.Context, a chatvault.Actor, convID st
 // Conversations lists every conversation the actor is or was in, with the last message they may
 // see and how many unread messages from others it holds; most recent first.
 func (s *Service) Conversations(ctx context.Context, a chatvault.Actor) ([]*Summary, error) {
+	return s.conversations(ctx, a, nil)
+}
+
+// FindConversations is Conversations narrowed to the ones a name query finds (search.ParseName:
+// as written, by full pinyin or by initials): a group by its title, a direct conversation by the
+// other person's display name or username.
+func (s *Service) FindConversations(ctx context.Context, a chatvault.Actor, query string) ([]*Summary, error) {
+	q := search.ParseName(query)
+	if q == nil {
+		return nil, chatvault.Invalidf("q", "q has no letters, digits or characters to look for")
+	}
+	return s.conversations(ctx, a, func(c *chatvault.Conversation) (bool, error) {
+		names := []string{c.Title}
+		if peer := peerOf(c, a.UserID); peer != "" {
+			u, err := s.store.FindUserByID(ctx, a.OrgID, peer)
+			if err != nil && chatvault.ErrorCode(err) != chatvault.ENOTFOUND {
+				return false, err
+			} else if err == nil {
+				names = append(names, u.DisplayName, u.Username)
+			}
+		}
+		return q.Matches(names...), nil
+	})
+}
+
+// peerOf is the other user of a direct conversation (its key joins the pair's ids with ":").
+func peerOf(c *chatvault.Conversation, me string) string {
+	if c.Kind != chatvault.Direct {
+		return ""
+	}
+	x, y, ok := strings.Cut(c.DirectKey, ":")
+	switch {
+	case !ok:
+		return ""
+	case x == me:
+		return y
+	case y == me:
+		return x
+	}
+	return ""
+}
+
+// conversations summarises the actor's conversations that keep accepts (all, when nil).
+func (s *Service) conversations(ctx context.Context, a chatvault.Actor, keep func(*chatvault.Conversation) (bool, error)) ([]*Summary, error) {
 	ucs, err := s.store.FindUserConversations(ctx, a.OrgID, a.UserID)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*Summary, 0, len(ucs))
 	for _, uc := range ucs {
+		if keep != nil {
+			if ok, err := keep(&uc.Conversation); err != nil {
+				return nil, err
+			} else if !ok {
+				continue
+			}
+		}
 		sum, err := s.summarize(ctx, uc, s.windowStart(a))
 		if err != nil {
 			return nil, err

@@ -99,7 +99,11 @@ func (sc *searchScope) visible(m *chatvault.Message) bool {
 // visibility (membership windows, cleared history, hides, their own retention window; recalled,
 // expired and purged messages are never candidates), before it is shown.
 func (s *Service) Search(ctx context.Context, a chatvault.Actor, req SearchRequest) (*SearchPage, error) {
-	q, err := search.ParseWith(req.Query, search.Options{PrefixLast: req.Prefix})
+	org, err := s.store.FindOrg(ctx, a.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	q, err := search.ParseWith(req.Query, search.Options{PrefixLast: req.Prefix, Stem: org.SearchStemming})
 	if err != nil {
 		var msg string
 		if errors.Is(err, search.ErrQuery) {

@@ -72,11 +72,23 @@ func canon(s string) string {
 }
 
 // cunit is a unit of a canonical text; joined: it touches the unit before it. In a query term,
-// prefix: any unit starting with text matches.
+// prefix: any unit starting with text matches; stem: any word of letters with this light stem
+// matches (the search stems bare English words; which stem a word has is internal/search's
+// data, as the traditional-character table is, but which words are stemmed and how a stemmed
+// term matches is the oracle's own reading).
 type cunit struct {
 	text   string
 	joined bool
 	prefix bool
+	stem   string
+}
+
+// stemOf is the stem a bare query word is matched by: words of three or more ASCII letters.
+func stemOf(u string) string {
+	if len(u) < 3 || unitClass(u) != 1 || strings.IndexFunc(u, func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
+		return ""
+	}
+	return search.Stem(u)
 }
 
 // cunits splits a canonical text back into its units.
@@ -115,6 +127,9 @@ func (t oterm) forms() []string {
 
 // in reports whether the term occurs in canonical text c as whole units.
 func (t oterm) in(c string) bool {
+	if slices.ContainsFunc(t, func(u cunit) bool { return u.stem != "" }) {
+		return t.inUnits(cunits(c))
+	}
 	for _, f := range t.forms() {
 		for at := 0; ; {
 			i := strings.Index(c[at:], f)
@@ -126,6 +141,35 @@ func (t oterm) in(c string) bool {
 				return true
 			}
 			at = i + 1
+		}
+	}
+	return false
+}
+
+// inUnits is in for a term with stemmed units, walking the text's units: a stemmed unit matches a
+// word of letters with its stem, any other its own text; units joined in the term are joined in
+// the text.
+func (t oterm) inUnits(us []cunit) bool {
+	for i := 0; i+len(t) <= len(us); i++ {
+		ok := true
+		for j, w := range t {
+			h := us[i+j]
+			switch {
+			case j > 0 && w.joined && !h.joined:
+				ok = false
+			case w.stem != "":
+				ok = unitClass(h.text) == 1 && search.Stem(h.text) == w.stem
+			case w.prefix:
+				ok = unitClass(h.text) != 0 && strings.HasPrefix(h.text, w.text)
+			default:
+				ok = h.text == w.text
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			return true
 		}
 	}
 	return false
@@ -207,7 +251,7 @@ func termFrom(r *rand.Rand, us []cunit, kind int) (typed string, term oterm, ok 
 			p := string(rs[:2+r.IntN(len(rs)-1)])
 			return strings.ToUpper(p) + "*", oterm{{text: p, prefix: true}}, true
 		}
-		return strings.ToUpper(us[i].text), oterm{{text: us[i].text}}, true
+		return strings.ToUpper(us[i].text), oterm{{text: us[i].text, stem: stemOf(us[i].text)}}, true
 	case 5: // a quoted phrase of two or three units
 		n := 2 + r.IntN(2)
 		if i+n > len(us) {
@@ -230,7 +274,16 @@ func termFrom(r *rand.Rand, us []cunit, kind int) (typed string, term oterm, ok 
 				return "", nil, false // typed together they would be one unit
 			}
 		}
-		return strings.Join(texts(run), ""), together(run), true
+		t := together(run)
+		for j := range t {
+			// A word stands alone, and is stemmed, unless a letter or digit unit touches it
+			// (iphone15: the run is matched exactly).
+			alone := (j == 0 || isCJKUnit(t[j-1].text)) && (j == n-1 || isCJKUnit(t[j+1].text))
+			if alone {
+				t[j].stem = stemOf(t[j].text)
+			}
+		}
+		return strings.Join(texts(run), ""), t, true
 	}
 }
 

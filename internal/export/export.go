@@ -56,6 +56,9 @@ type Filter struct {
 	Senders []string `json:"senders,omitempty"`
 	// Query narrows to messages matching a search query (the search syntax).
 	Query string `json:"query,omitempty"`
+	// Stem reads the query's English words with light stemming (docs/search.md); unset, the
+	// org's setting decides (on where nothing looked it up).
+	Stem *bool `json:"stem,omitempty"`
 	// Edits adds each edited message's earlier texts; Recalled adds recalled messages (their
 	// text only in org-wide exports); System adds system messages.
 	Edits    bool `json:"include_edits,omitempty"`
@@ -72,6 +75,11 @@ type Request struct {
 	// Recipients are age public keys (age1...) the package is encrypted to; none: not encrypted.
 	Recipients []string `json:"recipients,omitempty"`
 	Filter
+}
+
+// parseQuery reads the filter's query with its stemming.
+func (f *Filter) parseQuery() (*search.Query, error) {
+	return search.ParseWith(f.Query, search.Options{Stem: f.Stem == nil || *f.Stem})
 }
 
 // Validate fills defaults and checks the request; errors name the offending field.
@@ -100,7 +108,7 @@ func (r *Request) Validate() error {
 		return chatvault.Invalidf("to", "to must be after from: the range is [from, to)")
 	}
 	if r.Query != "" {
-		if _, err := search.Parse(r.Query); err != nil {
+		if _, err := r.parseQuery(); err != nil {
 			msg := "invalid query"
 			if errors.Is(err, search.ErrQuery) {
 				msg = err.Error()
@@ -257,7 +265,7 @@ func (e *Exporter) RunFrom(ctx context.Context, orgID string, src *chat.ExportSo
 	var q *search.Query
 	var err error
 	if req.Query != "" {
-		if q, err = search.Parse(req.Query); err != nil {
+		if q, err = req.parseQuery(); err != nil {
 			return st, chatvault.Invalidf("query", "invalid query")
 		}
 	}

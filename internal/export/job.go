@@ -124,12 +124,15 @@ type Status struct {
 // Start validates req, checks that every conversation it names is visible to a (404 otherwise),
 // records the audit entry of an org-wide export (no entry, no job), stores the job and starts it.
 func (j *Jobs) Start(ctx context.Context, a chatvault.Actor, req Request) (*Status, error) {
-	if req.TimeZone == "" {
-		tz, err := j.OrgTimeZone(ctx, a.OrgID)
+	if req.TimeZone == "" || req.Query != "" && req.Stem == nil {
+		org, err := j.cfg.Store.FindOrg(ctx, a.OrgID)
 		if err != nil {
 			return nil, err
 		}
-		req.TimeZone = tz
+		req.TimeZone = cmp.Or(req.TimeZone, org.TimeZone, chatvault.DefaultTimeZone)
+		if req.Query != "" && req.Stem == nil {
+			req.Stem = &org.SearchStemming // kept with the job, so a resumed job reads the query alike
+		}
 	}
 	if err := req.Validate(); err != nil {
 		return nil, err

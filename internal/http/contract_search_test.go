@@ -102,6 +102,18 @@ func contractSearch(t *testing.T, c *contract) {
 	want("alice traditional", ts.searchIDs(alice.Token, q("q", "東邊")), home)
 	want("alice a digit part", ts.searchIDs(alice.Token, q("q", "2")), contract)
 
+	// English words find their forms unless the org turns stemming off; quotes stay exact.
+	want("alice meetings (stemmed)", ts.searchIDs(alice.Token, q("q", "meetings")), reply, meeting)
+	want(`alice "meetings" (exact)`, ts.searchIDs(alice.Token, q("q", `"meetings"`)))
+	var org chatvault.Org
+	ts.must(http.StatusOK, "PATCH", "/api/v1/admin/org", admin, map[string]any{"search_stemming": false}).decode(t, &org)
+	if org.SearchStemming {
+		t.Errorf("PATCH search_stemming false answered %+v", org)
+	}
+	want("alice meetings (stemming off)", ts.searchIDs(alice.Token, q("q", "meetings")))
+	ts.must(http.StatusOK, "PATCH", "/api/v1/admin/org", admin, map[string]any{"search_stemming": true})
+	want("alice meetings (stemming on again)", ts.searchIDs(alice.Token, q("q", "meetings")), reply, meeting)
+
 	// Never a hit for a non-member, and their conversation filter reads as not found.
 	want("carol", ts.searchIDs(carol.Token, q("q", "上海")))
 	wantError(t, ts.must(http.StatusNotFound, "GET", "/api/v1/search?q=x&conversation_id="+g.ID, carol.Token, nil), chatvault.ENOTFOUND, "")

@@ -34,7 +34,13 @@ func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, a ch
 }
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, a chatvault.Actor) error {
-	cs, err := s.chat.Conversations(r.Context(), a)
+	var cs []*chat.Summary
+	var err error
+	if q := r.URL.Query().Get("q"); q != "" {
+		cs, err = s.chat.FindConversations(r.Context(), a, q)
+	} else {
+		cs, err = s.chat.Conversations(r.Context(), a)
+	}
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,10 @@ type testServer struct {
 	accounts *account.Service
 	db       *sqlite.DB
 	exports  *export.Jobs
+	// stop stops the hub and shuts the server down, as chatvault serve does on SIGTERM; cleanup
+	// calls it too, and only the first call acts.
+	stop func()
+	srv  *cvhttp.Server
 
 	adminToken string
 	orgID      string
@@ -76,14 +80,17 @@ func newTestServer(t *testing.T, opts ...func(*account.Config)) *testServer {
 		t.Fatal(err)
 	}
 	go srv.Serve()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		stopHub()
 		<-hubDone
 		srv.Shutdown(context.Background())
+	})
+	t.Cleanup(func() {
+		stop()
 		exports.Close()
 		db.Close()
 	})
-	ts := &testServer{t: t, URL: "http://" + srv.Addr(), clock: clock, accounts: accounts, db: db, exports: exports}
+	ts := &testServer{t: t, URL: "http://" + srv.Addr(), clock: clock, accounts: accounts, db: db, exports: exports, stop: stop, srv: srv}
 
 	org, _, password, err := accounts.Bootstrap(context.Background())
 	if err != nil {

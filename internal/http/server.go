@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatvault/chatvault"
@@ -24,6 +26,7 @@ import (
 	"github.com/chatvault/chatvault/internal/export"
 	"github.com/chatvault/chatvault/internal/hub"
 	"github.com/chatvault/chatvault/internal/retention"
+	"github.com/chatvault/chatvault/internal/wsloop"
 )
 
 // Config is what the transport needs to know.
@@ -75,6 +78,8 @@ type Server struct {
 	cfg       Config
 
 	frames   frameCache // encoded WebSocket message frames, shared across connections
+	loopOnce sync.Once
+	loop     atomic.Pointer[wsloop.Loop] // live connections, where the system has the event loop
 	mux      *http.ServeMux
 	patterns []string
 	http     *http.Server
@@ -138,8 +143,20 @@ func (s *Server) Serve() error {
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+// Shutdown stops accepting connections and waits for in-flight requests until ctx ends. Live
+// connections in the event loop are sent a close frame with their resume cursor and get a few
+// seconds to answer it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if loop := s.loop.Load(); loop != nil {
+		wait := 5 * time.Second
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(d))
+		}
+		loop.Shutdown(wait)
+	}
+	return err
+}
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 

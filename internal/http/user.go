@@ -51,7 +51,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, a chatvault.A
 	if err != nil {
 		return err
 	}
-	us, err := s.accounts.Users(r.Context(), a, f)
+	us, err := s.accounts.Users(r.Context(), a, f, r.URL.Query().Get("q"))
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request, a chatvault.A
 	if err != nil {
 		return err
 	}
-	people, err := s.accounts.Directory(r.Context(), a, f)
+	people, err := s.accounts.Directory(r.Context(), a, f, r.URL.Query().Get("q"))
 	if err != nil {
 		return err
 	}

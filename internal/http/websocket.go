@@ -67,6 +67,11 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	if tc, ok := r.Context().Value(netConnKey{}).(*net.TCPConn); ok {
 		tc.SetWriteBuffer(wsSendBuffer)
+		// A plain TCP connection joins the event loop where there is one; TLS keeps a goroutine
+		// per connection (the loop reads the socket itself and would need its own TLS).
+		if loop := s.liveLoop(); loop != nil {
+			return s.websocketLoop(loop, w, r, a, since)
+		}
 	}
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
@@ -158,13 +163,20 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) error {
 // even the close frame cannot be written within the write timeout is cut off; it resumes from the
 // last cursor it received.
 func closeForReason(conn *websocket.Conn, reason string, cursor int64) {
+	code, text := closeFrameFor(reason, cursor)
+	conn.Close(code, text)
+}
+
+// closeFrameFor is the close code and reason for a subscription the hub dropped; cursor is the
+// last one the client was sent.
+func closeFrameFor(reason string, cursor int64) (websocket.StatusCode, string) {
 	switch reason {
 	case "slow consumer":
-		conn.Close(CloseSlowConsumer, "slow consumer: resume with since="+chat.EncodeCursor(cursor))
+		return CloseSlowConsumer, "slow consumer: resume with since=" + chat.EncodeCursor(cursor)
 	case "server shutting down":
-		conn.Close(websocket.StatusGoingAway, "server shutting down: resume with since="+chat.EncodeCursor(cursor))
+		return websocket.StatusGoingAway, "server shutting down: resume with since=" + chat.EncodeCursor(cursor)
 	default:
-		conn.Close(CloseSignedOut, reason)
+		return CloseSignedOut, reason
 	}
 }
 
@@ -176,31 +188,37 @@ func (s *Server) wsReader(ctx context.Context, cancel context.CancelFunc, conn *
 		if err != nil {
 			return
 		}
-		var req WSSend
-		if err := DecodeBody(data, &req); err != nil {
-			s.writeFrame(ctx, conn, errorFrame("", err))
-			continue
-		}
-		if req.Type != "send" {
-			s.writeFrame(ctx, conn, errorFrame(req.ClientMsgID, chatvault.Invalidf("type", "the only frame a client sends is {\"type\": \"send\", ...}")))
-			continue
-		}
-		// The token is checked again for every send, as for every REST request: a device revoked
-		// mid-connection cannot send even before the hub closes its socket.
-		if _, err := s.accounts.Authenticate(ctx, token); err != nil {
-			s.writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
+		reply, signedOut := s.wsReceive(ctx, a, token, data)
+		s.writeFrame(ctx, conn, reply)
+		if signedOut {
 			return
 		}
-		m, created, err := s.chat.Send(ctx, a, req.ConversationID, chat.SendRequest{ClientMsgID: req.ClientMsgID, Text: req.Text, ReplyTo: req.ReplyTo})
-		if err != nil {
-			s.writeFrame(ctx, conn, errorFrame(req.ClientMsgID, err))
-			continue
-		}
-		if created {
-			s.cfg.Observer.MessageStored()
-		}
-		s.writeFrame(ctx, conn, WSFrame{Type: "ack", ClientMsgID: req.ClientMsgID, Created: created, Message: m})
 	}
+}
+
+// wsReceive handles one frame a client sent and returns the answer; signedOut says the token no
+// longer authenticates, and the connection should end.
+func (s *Server) wsReceive(ctx context.Context, a chatvault.Actor, token string, data []byte) (reply WSFrame, signedOut bool) {
+	var req WSSend
+	if err := DecodeBody(data, &req); err != nil {
+		return errorFrame("", err), false
+	}
+	if req.Type != "send" {
+		return errorFrame(req.ClientMsgID, chatvault.Invalidf("type", "the only frame a client sends is {\"type\": \"send\", ...}")), false
+	}
+	// The token is checked again for every send, as for every REST request: a device revoked
+	// mid-connection cannot send even before the hub closes its socket.
+	if _, err := s.accounts.Authenticate(ctx, token); err != nil {
+		return errorFrame(req.ClientMsgID, err), true
+	}
+	m, created, err := s.chat.Send(ctx, a, req.ConversationID, chat.SendRequest{ClientMsgID: req.ClientMsgID, Text: req.Text, ReplyTo: req.ReplyTo})
+	if err != nil {
+		return errorFrame(req.ClientMsgID, err), false
+	}
+	if created {
+		s.cfg.Observer.MessageStored()
+	}
+	return WSFrame{Type: "ack", ClientMsgID: req.ClientMsgID, Created: created, Message: m}, false
 }
 
 func errorFrame(clientMsgID string, err error) WSFrame {

@@ -89,14 +89,23 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
-// Subscription receives the events of one user's device. C carries events in commit order; Done
-// is closed when the hub drops the subscription, and Reason then says why.
+// Subscription receives the events of one user's device, in commit order: through C (Subscribe),
+// or, for a subscription made with Notify, through Take after its wake function runs. Done is
+// closed when the hub drops the subscription, and Reason then says why.
 type Subscription struct {
 	OrgID, UserID, DeviceID string
 	C                       chan *chatvault.Event
 	// lossy subscriptions only need waking: when C is full, an event is dropped instead of the
 	// subscription.
 	lossy bool
+
+	// wake, when set, replaces C: events wait in queue (nil while nothing waits, so an idle
+	// subscription holds no buffer) and wake is called when the first arrives and when the
+	// subscription is dropped. limit events may wait before the subscriber is a slow consumer.
+	wake  func()
+	limit int
+	qmu   sync.Mutex
+	queue []*chatvault.Event
 
 	hub    *Hub
 	done   chan struct{}
@@ -116,19 +125,42 @@ func (s *Subscription) Reason() string {
 // Close ends the subscription.
 func (s *Subscription) Close() { s.hub.drop(s, "") }
 
+// Notify registers a device whose events wait in a bounded queue instead of a channel: wake is
+// called (from the hub's routing goroutine; it must not block) when events start waiting and when
+// the subscription ends, and the owner collects them with Take. Once limit events wait, the
+// subscription is dropped with reason "slow consumer".
+func (h *Hub) Notify(a chatvault.Actor, limit int, wake func()) *Subscription {
+	s := &Subscription{OrgID: a.OrgID, UserID: a.UserID, DeviceID: a.DeviceID, wake: wake, limit: limit, hub: h, done: make(chan struct{})}
+	h.add(s)
+	return s
+}
+
+// Take returns the events waiting for a Notify subscription, oldest first, and empties its queue.
+func (s *Subscription) Take() []*chatvault.Event {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q
+}
+
 // Subscribe registers a device. A lossy subscription (a long-poll) is only woken; a lossless one (a
 // WebSocket) is dropped with reason "slow consumer" once buffer events are waiting.
 func (h *Hub) Subscribe(a chatvault.Actor, buffer int, lossy bool) *Subscription {
 	s := &Subscription{OrgID: a.OrgID, UserID: a.UserID, DeviceID: a.DeviceID, C: make(chan *chatvault.Event, buffer),
 		lossy: lossy, hub: h, done: make(chan struct{})}
-	k := userKey{a.OrgID, a.UserID}
+	h.add(s)
+	return s
+}
+
+func (h *Hub) add(s *Subscription) {
+	k := userKey{s.OrgID, s.UserID}
 	h.mu.Lock()
 	if h.subs[k] == nil {
 		h.subs[k] = map[*Subscription]struct{}{}
 	}
 	h.subs[k][s] = struct{}{}
 	h.mu.Unlock()
-	return s
 }
 
 func (h *Hub) drop(s *Subscription, reason string) {
@@ -142,6 +174,9 @@ func (h *Hub) drop(s *Subscription, reason string) {
 		h.mu.Unlock()
 		s.reason = reason
 		close(s.done)
+		if s.wake != nil {
+			s.wake()
+		}
 	})
 }
 
@@ -228,6 +263,22 @@ func (h *Hub) route(ctx context.Context, ev *chatvault.Event) {
 
 func (h *Hub) deliver(ev *chatvault.Event, user string) {
 	for _, s := range h.subscribers(ev.OrgID, user) {
+		if s.wake != nil {
+			s.qmu.Lock()
+			full := len(s.queue) >= s.limit
+			first := len(s.queue) == 0
+			if !full {
+				s.queue = append(s.queue, ev)
+			}
+			s.qmu.Unlock()
+			switch {
+			case full:
+				h.drop(s, "slow consumer")
+			case first:
+				s.wake()
+			}
+			continue
+		}
 		select {
 		case s.C <- ev:
 		default:

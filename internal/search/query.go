@@ -49,6 +49,10 @@ type Options struct {
 	// end in a space: search as you type. A last word that cannot be a prefix (fewer than two
 	// letters, digits, CJK, a phrase, an exclusion) is read as it is.
 	PrefixLast bool
+	// Stem reads each bare English word as its light stem, so it also finds the word's plural,
+	// -ing and -ed forms (meeting finds meetings and meet). Words in quotes, prefixes and the
+	// letters of a run with digits (iphone15) stay exact.
+	Stem bool
 }
 
 // Parse reads a query with the default Options.
@@ -107,6 +111,9 @@ func ParseWith(s string, o Options) (*Query, error) {
 			typing := o.PrefixLast && !not && rest == "" && !unicode.IsSpace(lastRune(s))
 			if err := markPrefix(raw, units, typing); err != nil {
 				return nil, err
+			}
+			if o.Stem {
+				markStems(units)
 			}
 		}
 		atoms = append(atoms, atom{term: Term{Text: raw, Phrase: phrase, Units: units}, not: not})
@@ -183,6 +190,33 @@ func markPrefix(raw string, units []Unit, typing bool) error {
 	}
 	u.Prefix = true
 	return nil
+}
+
+// maxStemsPerTerm bounds the stemmed units of one term: each can double the term's alternative
+// token sets (stemPrefix as a word or as a prefix).
+const maxStemsPerTerm = 3
+
+// markStems gives the stand-alone English words of a bare term their stems. A word joined to a
+// neighbour of its kind (the letters of iphone15) is matched through the pair, exactly.
+func markStems(units []Unit) {
+	n := 0
+	for i := range units {
+		u := &units[i]
+		if u.CJK || u.Prefix || !isLetters(*u) || n == maxStemsPerTerm {
+			continue
+		}
+		if i > 0 && u.Joined && sameKind(units[i-1], *u) || i+1 < len(units) && units[i+1].Joined && sameKind(*u, units[i+1]) {
+			continue
+		}
+		// A word of two letters is left exact: its stem prefix would read a large part of the
+		// index (p:go) to find almost nothing.
+		s := Stem(u.Text)
+		if len(u.Text) < 3 || !asciiLetters(s) || utf8.RuneCountInString(stemPrefix(s)) < minPrefix {
+			continue
+		}
+		u.Stem = s
+		n++
+	}
 }
 
 func lastRune(s string) rune {

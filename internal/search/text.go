@@ -23,6 +23,7 @@
 package search
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -36,13 +37,15 @@ import (
 // follows the one before it with nothing between them (上海, 合同v2): only joined units are
 // neighbours in the sense of matching, so 死不 does not match 老死，不相往来.
 //
-// Prefix is set only on a query's unit: it matches any word unit that starts with its letters
-// (meet* finds meeting).
+// Prefix and Stem are set only on a query's unit. A prefix matches any word unit that starts with
+// its letters (meet* finds meeting); a stem matches any word unit with that light stem (meetings
+// finds meeting and meet; see stem.go).
 type Unit struct {
 	Text       string
 	CJK        bool
 	Joined     bool
 	Prefix     bool
+	Stem       string
 	Start, End int
 }
 
@@ -224,30 +227,41 @@ func IndexTokens(text string) []string {
 // termTokens returns the index tokens every message matching a term's units must hold, as
 // alternatives (any one set, all of its tokens): the pairs of its joined units of the same kind,
 // and each unit that is in no such pair. A prefix unit pairs with nothing and asks for its prefix
-// token, or, when it is short enough to be a whole word, for that word instead. A message holding
-// one set is a candidate; the exact check decides.
+// token, or, when it is short enough to be a whole word, for that word instead; a stemmed unit
+// asks the same of what every word with its stem starts with. A message holding one set is a
+// candidate; the exact check decides.
 func termTokens(units []Unit) [][]string {
-	var (
-		out  []string
-		seen = map[string]bool{}
-		last string // the whole-word alternative of a short prefix
-	)
-	add := func(t string) {
+	sets := [][]string{nil}
+	seen := map[string]bool{}
+	add := func(t string) { // a token every set needs
 		if !seen[t] {
 			seen[t] = true
-			out = append(out, t)
+			for i := range sets {
+				sets[i] = append(sets[i], t)
+			}
 		}
 	}
-	pairs := func(a, b Unit) bool { return b.Joined && sameKind(a, b) && !a.Prefix && !b.Prefix }
+	either := func(a, b string) { // one of two tokens: each set becomes two
+		next := make([][]string, 0, 2*len(sets))
+		for _, s := range sets {
+			next = append(next, append(slices.Clip(s), a), append(slices.Clip(s), b))
+		}
+		sets = next
+	}
+	pairs := func(a, b Unit) bool {
+		return b.Joined && sameKind(a, b) && !a.Prefix && !b.Prefix && a.Stem == "" && b.Stem == ""
+	}
 	for i, u := range units {
-		if u.Prefix {
+		if u.Prefix || u.Stem != "" {
 			p := u.Text
-			if n := utf8.RuneCountInString(p); n > maxPrefix {
-				p = p[:runeOffset(p, maxPrefix)]
-			} else {
-				last = wordPrefix + u.Text
+			if u.Stem != "" {
+				p = stemPrefix(u.Stem)
 			}
-			add(prefixPrefix + p)
+			if utf8.RuneCountInString(p) > maxPrefix {
+				add(prefixPrefix + p[:runeOffset(p, maxPrefix)])
+			} else {
+				either(prefixPrefix+p, wordPrefix+p)
+			}
 			continue
 		}
 		prev := i > 0 && pairs(units[i-1], u)
@@ -264,16 +278,7 @@ func termTokens(units []Unit) [][]string {
 			add(wordPrefix + u.Text)
 		}
 	}
-	if last == "" {
-		return [][]string{out}
-	}
-	whole := make([]string, 0, len(out))
-	for _, t := range out {
-		if !strings.HasPrefix(t, prefixPrefix) {
-			whole = append(whole, t)
-		}
-	}
-	return [][]string{out, append(whole, last)}
+	return sets
 }
 
 // runeOffset is the byte offset of the n-th rune of s.
@@ -301,11 +306,16 @@ outer:
 			if j > 0 && w.Joined && !h.Joined {
 				continue outer
 			}
-			if w.Prefix {
+			switch {
+			case w.Stem != "":
+				if h.CJK || Stem(h.Text) != w.Stem {
+					continue outer
+				}
+			case w.Prefix:
 				if h.CJK || !strings.HasPrefix(h.Text, w.Text) {
 					continue outer
 				}
-			} else if h.Text != w.Text {
+			case h.Text != w.Text:
 				continue outer
 			}
 		}

@@ -19,6 +19,7 @@ func (c *Core) CreateOrg(ctx context.Context, org *chatvault.Org, admin *chatvau
 		} else if err != nil {
 			return fmt.Errorf("insert org: %w", err)
 		}
+		org.SearchStemming = true // the column's default
 		return c.insertUser(ctx, tx, admin)
 	})
 }
@@ -77,14 +78,33 @@ func (c *Core) SetOrgTimeZone(ctx context.Context, id, tz string) error {
 	})
 }
 
-const orgColumns = `id, slug, name, created_at, time_zone`
+// SetOrgSearchStemming turns the org's query stemming on or off.
+func (c *Core) SetOrgSearchStemming(ctx context.Context, id string, on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	return c.update(ctx, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE orgs SET search_stemming = $2 WHERE id = $1`, id, v)
+		if err != nil {
+			return fmt.Errorf("set org search stemming: %w", err)
+		}
+		if n == 0 {
+			return chatvault.Errorf(chatvault.ENOTFOUND, "org %s not found", id)
+		}
+		return nil
+	})
+}
+
+const orgColumns = `id, slug, name, created_at, time_zone, search_stemming`
 
 func scanOrg(s Row) (*chatvault.Org, error) {
 	var o chatvault.Org
 	var created int64
-	if err := s.Scan(&o.ID, &o.Slug, &o.Name, &created, &o.TimeZone); err != nil {
+	var stemming int
+	if err := s.Scan(&o.ID, &o.Slug, &o.Name, &created, &o.TimeZone, &stemming); err != nil {
 		return nil, err
 	}
-	o.CreatedAt = FromMillis(created)
+	o.CreatedAt, o.SearchStemming = FromMillis(created), stemming != 0
 	return &o, nil
 }

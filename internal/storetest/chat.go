@@ -43,6 +43,17 @@ func testOrgs(t *testing.T, s chatvault.Store) {
 	if got, err := s.FindOrgBySlug(ctx, f.org.Slug); err != nil || got.TimeZone != "Asia/Shanghai" {
 		t.Fatalf("FindOrgBySlug() after SetOrgTimeZone = %+v, %v; want Asia/Shanghai", got, err)
 	}
+	// Search stemming: on for a new org, then as set.
+	if !f.org.SearchStemming {
+		t.Errorf("CreateOrg left SearchStemming off; want the default, on")
+	}
+	if err := s.SetOrgSearchStemming(ctx, f.org.ID, false); err != nil {
+		t.Fatalf("SetOrgSearchStemming(false) = %v", err)
+	}
+	if got, err := s.FindOrg(ctx, f.org.ID); err != nil || got.SearchStemming {
+		t.Fatalf("FindOrg() after SetOrgSearchStemming(false) = %+v, %v; want it off", got, err)
+	}
+	wantCode(t, "SetOrgSearchStemming(missing)", s.SetOrgSearchStemming(ctx, id(), true), chatvault.ENOTFOUND)
 	_, err = s.FindOrg(ctx, id())
 	wantCode(t, "FindOrg(missing)", err, chatvault.ENOTFOUND)
 	wantCode(t, "SetOrgTimeZone(missing)", s.SetOrgTimeZone(ctx, id(), "UTC"), chatvault.ENOTFOUND)

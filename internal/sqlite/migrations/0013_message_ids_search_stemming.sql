@@ -8,3 +8,7 @@ ALTER TABLE messages ADD COLUMN id_derived INTEGER NOT NULL DEFAULT 0;
 DROP INDEX messages_client;
 CREATE UNIQUE INDEX messages_client_legacy ON messages (org_id, conversation_id, sender_id, client_msg_id)
 	WHERE client_msg_id IS NOT NULL AND id_derived = 0;
+
+-- Light English stemming of search queries, per org (chatvault.Org.SearchStemming), on by
+-- default. The index is unchanged: a stemmed word is looked up through the prefix tokens.
+ALTER TABLE orgs ADD COLUMN search_stemming INTEGER NOT NULL DEFAULT 1;
