@@ -97,13 +97,13 @@ func (s *Server) websocketLoop(loop *wsloop.Loop, w http.ResponseWriter, r *http
 
 // wsSession is one live connection's state in the event loop.
 type wsSession struct {
-	s      *Server
-	a      chatvault.Actor
-	token  string
-	ctx    context.Context
-	sub    *hub.Subscription
-	conn   atomic.Pointer[wsloop.Conn]
-	slow   atomic.Bool
+	s     *Server
+	a     chatvault.Actor
+	token string
+	ctx   context.Context
+	sub   *hub.Subscription
+	conn  atomic.Pointer[wsloop.Conn]
+	slow  atomic.Bool
 
 	// cursor is the last event the client was sent; only Fill touches it after the first sync.
 	cursor int64
