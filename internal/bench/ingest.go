@@ -247,24 +247,11 @@ func (cfg *Config) rawIngest(ctx context.Context, ds *dataset, senders []*sender
 			return nil, err
 		}
 	}
-	m := startMeter(os.Getpid())
-	lats, inEngine, rows, err := cfg.engineBatches(ctx, func() (int, func() error) {
-		ms := batch()
-		return len(ms), func() error { return raw.InsertMessages(ctx, ms) }
-	})
-	if err != nil {
-		return nil, err
-	}
-	peak, cpu := m.stop()
-	res := result(fmt.Sprintf("sqlite, plain INSERTs of the same rows into the same schema, %d rows per transaction, synchronous=FULL, no chatvault logic", cfg.RawBatch),
-		"messages", fmt.Sprintf("one batch of %d rows", cfg.RawBatch), lats, 0, nil, inEngine)
-	res.Ops = rows
-	if inEngine > 0 {
-		res.Rate = float64(int64(float64(rows) / inEngine.Seconds()))
-	}
-	res.PeakRSSBytes, res.RSSOf, res.BenchCPUSecs = peak, m.rssNote("the bench process"), round1(cpu.Seconds())
-	res.Note = "rate counts time inside the engine only"
-	return res, nil
+	return cfg.engineResult(ctx, fmt.Sprintf("sqlite, plain INSERTs of the same rows into the same schema, %d rows per transaction, synchronous=FULL, no chatvault logic", cfg.RawBatch),
+		func() (int, func() error) {
+			ms := batch()
+			return len(ms), func() error { return raw.InsertMessages(ctx, ms) }
+		})
 }
 
 // engineBatches writes batches until the duration or count is reached and returns each batch's
@@ -320,14 +307,18 @@ func (cfg *Config) ceilingIngest(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
+	return cfg.engineResult(ctx, fmt.Sprintf("sqlite, a table of (integer key, blob body), %d rows per transaction, synchronous=FULL: the engine's ceiling", cfg.RawBatch), next)
+}
+
+// engineResult measures engineBatches over next as a reference path named name.
+func (cfg *Config) engineResult(ctx context.Context, name string, next func() (int, func() error)) (*Result, error) {
 	m := startMeter(os.Getpid())
 	lats, inEngine, rows, err := cfg.engineBatches(ctx, next)
 	if err != nil {
 		return nil, err
 	}
 	peak, cpu := m.stop()
-	res := result(fmt.Sprintf("sqlite, a table of (integer key, blob body), %d rows per transaction, synchronous=FULL: the engine's ceiling", cfg.RawBatch),
-		"messages", fmt.Sprintf("one batch of %d rows", cfg.RawBatch), lats, 0, nil, inEngine)
+	res := result(name, "messages", fmt.Sprintf("one batch of %d rows", cfg.RawBatch), lats, 0, nil, inEngine)
 	res.Ops = rows
 	if inEngine > 0 {
 		res.Rate = float64(int64(float64(rows) / inEngine.Seconds()))
