@@ -211,7 +211,7 @@ func (db *DB) indexChunk(ctx context.Context, tx *wtx) (int, error) {
 	// Locked, so an edit, recall or purge of one of them waits for this entry, or this waits for it
 	// and then skips the message.
 	rows, err := tx.Query(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE doc IS NULL AND kind = 'text' AND state = 'live' AND expired_at IS NULL ORDER BY sent_at, id LIMIT $1 FOR UPDATE`, backlogChunk)
+		WHERE doc IS NULL AND kind = 'text' AND state = 'live' AND expired_at IS NULL ORDER BY sent_at, org_id, conversation_id, seq LIMIT $1 FOR UPDATE`, backlogChunk)
 	if err != nil {
 		return 0, fmt.Errorf("find unindexed messages: %w", err)
 	}

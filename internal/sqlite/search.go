@@ -260,7 +260,7 @@ func (db *DB) indexBacklog(ctx context.Context) error {
 	}
 	var keys []key
 	rows, err := db.write.QueryContext(ctx, `SELECT org_id, conversation_id, seq FROM messages
-		WHERE doc IS NULL AND kind = 'text' AND state = 'live' AND expired_at IS NULL ORDER BY sent_at, id`)
+		WHERE doc IS NULL AND kind = 'text' AND state = 'live' AND expired_at IS NULL ORDER BY sent_at, org_id, conversation_id, seq`)
 	if err != nil {
 		return fmt.Errorf("find unindexed messages: %w", err)
 	}
