@@ -55,7 +55,6 @@ type DB struct {
 	observe   atomic.Pointer[CommitObserver] // see SetCommitObserver
 	keys      *KeyStore                      // nil: bodies in plain text (see keys.go)
 	noIndex   bool                           // see Options.NoSearchIndex
-	ckpt      *checkpointer                  // copies the WAL into the database beside the writer
 	stopMerge chan struct{}
 	mergeDone chan struct{}
 }
@@ -75,7 +74,7 @@ func OpenWith(dir string, opts Options) (*DB, error) {
 	if err := privateDatabase(path); err != nil {
 		return nil, err
 	}
-	write, err := sql.Open("sqlite", dsn(path, false)+"&_pragma=wal_autocheckpoint(0)")
+	write, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -100,11 +99,6 @@ func OpenWith(dir string, opts Options) (*DB, error) {
 	db.cached = &stmtCache{db: read, m: map[string]*sql.Stmt{}}
 	db.Core = sqlstore.New(dialect, engine{db}, pool{read}, db.cached)
 	if err := db.stmts.prepare(write); err != nil {
-		db.write.Close()
-		db.read.Close()
-		return nil, err
-	}
-	if db.ckpt, err = startCheckpointer(path); err != nil {
 		db.write.Close()
 		db.read.Close()
 		return nil, err
@@ -172,14 +166,13 @@ func (db *DB) Close() error {
 	close(db.reqs)
 	db.closeMu.Unlock()
 	db.wg.Wait()
-	ckpt := db.ckpt.close()
 	db.stmts.close()
 	db.cached.close()
 	var keys error
 	if db.keys != nil {
 		keys = db.keys.Close()
 	}
-	return errors.Join(keys, ckpt, db.read.Close(), db.write.Close())
+	return errors.Join(keys, db.read.Close(), db.write.Close())
 }
 
 // Ping checks that the database takes a write (one page, committed and synced like any other)
@@ -192,9 +185,6 @@ func (db *DB) Ping(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
-	}
-	if err := db.ckpt.err(); err != nil {
-		return fmt.Errorf("the write-ahead log cannot be copied into the database: %w", err)
 	}
 	if free := freeBytes(filepath.Dir(db.path)); free >= 0 && free < minFree {
 		return fmt.Errorf("%w: %d bytes free on the data directory's file system", errStorageFull, free)

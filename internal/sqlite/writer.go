@@ -204,6 +204,5 @@ func (db *DB) commitBatch(batch []*writeReq, results []error) ([]chatvault.Event
 	if o := db.observe.Load(); o != nil {
 		(*o)(len(batch), time.Since(t0))
 	}
-	db.ckpt.committed()
 	return events, nil
 }
